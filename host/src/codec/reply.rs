@@ -1,0 +1,101 @@
+//! Reply encoding: the status codes and the attribute shape of each reply.
+//!
+//! Every reply starts with `status`. Replies to Postfix 3.11+ requests (those
+//! that carried `instance_flags`) add `flags` right after it; `open` replies
+//! always carry `flags`. Lookups add `value`, sequences `key` and `value`.
+
+use super::attr::{encode_attr, encode_num, end_frame};
+use super::request::RequestKind;
+
+/// Postfix's proxymap status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Status {
+    /// Found / done.
+    Ok = 0,
+    /// Key not found.
+    NoKey = 1,
+    /// Temporary failure; the client defers.
+    Retry = 2,
+    /// Malformed request.
+    Bad = 3,
+    /// Table not approved, or write on the read-only service.
+    Deny = 4,
+    /// Table configuration error.
+    Config = 5,
+}
+
+/// A reply to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The request answered, or `None` for a frame with no known request.
+    pub kind: Option<RequestKind>,
+    /// Whether the request used the 3.11+ dialect (adds `flags`).
+    pub instance_flags: bool,
+    /// Outcome.
+    pub status: Status,
+    /// Table flags (open replies, and every 3.11+ reply).
+    pub flags: u32,
+    /// Key (sequence replies).
+    pub key: Vec<u8>,
+    /// Value (lookup and sequence replies).
+    pub value: Vec<u8>,
+}
+
+impl Reply {
+    /// A reply with the given status and empty fields.
+    pub fn status(kind: Option<RequestKind>, instance_flags: bool, status: Status) -> Reply {
+        Reply {
+            kind,
+            instance_flags,
+            status,
+            flags: 0,
+            key: Vec::new(),
+            value: Vec::new(),
+        }
+    }
+
+    /// Append the reply's wire bytes to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_num(out, "status", self.status as u32);
+        let with_flags = self.kind == Some(RequestKind::Open) || (self.kind.is_some() && self.instance_flags);
+        if with_flags {
+            encode_num(out, "flags", self.flags);
+        }
+        match self.kind {
+            Some(RequestKind::Lookup) => encode_attr(out, "value", &self.value),
+            Some(RequestKind::Sequence) => {
+                encode_attr(out, "key", &self.key);
+                encode_attr(out, "value", &self.value);
+            }
+            _ => {}
+        }
+        end_frame(out);
+    }
+
+    /// The reply's wire bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let mut r = Reply::status(Some(RequestKind::Lookup), false, Status::Ok);
+        r.value = b"bar".to_vec();
+        assert_eq!(r.to_bytes(), b"status\x000\x00value\x00bar\x00\x00");
+        r.instance_flags = true;
+        r.flags = 16;
+        assert_eq!(r.to_bytes(), b"status\x000\x00flags\x0016\x00value\x00bar\x00\x00");
+        let r = Reply::status(None, false, Status::Bad);
+        assert_eq!(r.to_bytes(), b"status\x003\x00\x00");
+        let r = Reply::status(Some(RequestKind::Update), false, Status::Deny);
+        assert_eq!(r.to_bytes(), b"status\x004\x00\x00");
+    }
+}

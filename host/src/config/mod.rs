@@ -1,0 +1,76 @@
+//! Settings: where to listen, which tables each service may open, which
+//! dialect to greet in, limits and logging. Built either from a Postfix
+//! configuration directory ([`postfix`]) or from our own TOML file
+//! ([`toml_file`]); both produce the same [`Settings`]. Bad configuration is
+//! an error that names the file, the key and what to fix.
+
+pub mod main_cf;
+pub mod postfix;
+pub mod toml_file;
+
+use crate::codec::Greeting;
+use crate::handler::Allowlists;
+use crate::server::ConnectionSettings;
+use std::path::PathBuf;
+
+/// Where the settings came from, for reloads and messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A Postfix configuration directory (main.cf).
+    Postfix(PathBuf),
+    /// A proxymapd TOML file.
+    Toml(PathBuf),
+}
+
+impl ConfigSource {
+    /// Load (or reload) the settings from this source.
+    pub fn load(&self) -> anyhow::Result<Settings> {
+        match self {
+            ConfigSource::Postfix(dir) => postfix::load(dir),
+            ConfigSource::Toml(file) => toml_file::load(file),
+        }
+    }
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The source these settings were read from.
+    pub source: ConfigSource,
+    /// Socket of the read-only `proxymap` service.
+    pub proxymap_socket: PathBuf,
+    /// Socket of the read-write `proxywrite` service, if it is served.
+    pub proxywrite_socket: Option<PathBuf>,
+    /// `proxy_read_maps`, `$parameter`-expanded, Postfix list syntax.
+    pub proxy_read_maps: String,
+    /// `proxy_write_maps`, likewise.
+    pub proxy_write_maps: String,
+    /// Connection behaviour (greeting, limits, deadlines).
+    pub connection: ConnectionSettings,
+    /// Full Unicode key folding (Postfix's `smtputf8_enable`).
+    pub utf8: bool,
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`).
+    pub log_level: String,
+}
+
+impl Settings {
+    /// The approved tables of both services.
+    pub fn allowlists(&self) -> Allowlists {
+        Allowlists {
+            read: crate::allowlist::Allowlist::parse(&self.proxy_read_maps),
+            write: crate::allowlist::Allowlist::parse(&self.proxy_write_maps),
+        }
+    }
+}
+
+/// The greeting for the installed Postfix: from `postconf -h mail_version`
+/// when Postfix is installed, else the 3.6+ greeting.
+pub fn installed_postfix_greeting() -> Greeting {
+    std::process::Command::new("postconf")
+        .args(["-dh", "mail_version"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| Greeting::for_mail_version(&String::from_utf8_lossy(&o.stdout)))
+        .unwrap_or(Greeting::Proxymap)
+}

@@ -1,0 +1,111 @@
+//! Settings from a Postfix configuration directory: the same values Postfix
+//! itself would use. With `postconf` installed we ask it (`postconf -c DIR
+//! -xh`), so `$parameter` expansion and built-in defaults are Postfix's own;
+//! without it we read main.cf with [`MainCf`](super::main_cf::MainCf).
+
+use super::main_cf::MainCf;
+use super::{ConfigSource, Settings};
+use crate::codec::Greeting;
+use crate::server::ConnectionSettings;
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PARAMETERS: [&str; 5] = [
+    "queue_directory",
+    "proxy_read_maps",
+    "proxy_write_maps",
+    "smtputf8_enable",
+    "mail_version",
+];
+
+/// Load settings from the Postfix configuration directory `dir`.
+pub fn load(dir: &Path) -> Result<Settings> {
+    let main_cf = dir.join("main.cf");
+    if !main_cf.is_file() {
+        bail!(
+            "{} does not exist: --postfix-config must name a Postfix configuration directory",
+            main_cf.display()
+        );
+    }
+    let values = match query_postconf(dir)? {
+        Some(values) => values,
+        None => read_main_cf(dir, &main_cf)?,
+    };
+    let get = |name: &str| values.get(name).cloned().unwrap_or_default();
+    let queue = PathBuf::from(get("queue_directory"));
+    if !queue.is_absolute() {
+        bail!("{}: queue_directory must be an absolute path", main_cf.display());
+    }
+    let mail_version = get("mail_version");
+    Ok(Settings {
+        source: ConfigSource::Postfix(dir.to_path_buf()),
+        proxymap_socket: queue.join("private/proxymap"),
+        proxywrite_socket: Some(queue.join("private/proxywrite")),
+        proxy_read_maps: get("proxy_read_maps"),
+        proxy_write_maps: get("proxy_write_maps"),
+        connection: ConnectionSettings {
+            greeting: if mail_version.is_empty() {
+                Greeting::Proxymap
+            } else {
+                Greeting::for_mail_version(&mail_version)
+            },
+            ..ConnectionSettings::default()
+        },
+        utf8: matches!(get("smtputf8_enable").as_str(), "yes" | "true" | "1"),
+        log_level: "info".into(),
+    })
+}
+
+/// Ask postconf; `Ok(None)` when postconf is not installed.
+fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>> {
+    let output = match Command::new("postconf").arg("-c").arg(dir).arg("-x").args(PARAMETERS).output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("cannot run postconf"),
+    };
+    if !output.status.success() {
+        bail!(
+            "postconf -c {} failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut values = HashMap::new();
+    for line in text.lines() {
+        if let Some((name, value)) = line.split_once(" = ") {
+            values.insert(name.trim().to_string(), value.to_string());
+        } else if let Some(name) = line.strip_suffix(" =") {
+            values.insert(name.trim().to_string(), String::new());
+        }
+    }
+    Ok(Some(values))
+}
+
+fn read_main_cf(dir: &Path, main_cf: &Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(main_cf)
+        .with_context(|| format!("cannot read {}", main_cf.display()))?;
+    let cf = MainCf::parse(&text);
+    let dir_text = dir.to_string_lossy().into_owned();
+    let defaults = HashMap::from([
+        ("config_directory", dir_text.as_str()),
+        ("queue_directory", "/var/spool/postfix"),
+        ("smtputf8_enable", "no"),
+        (
+            "proxy_write_maps",
+            "$smtp_sasl_auth_cache_name $lmtp_sasl_auth_cache_name $address_verify_map $postscreen_cache_map",
+        ),
+    ]);
+    let mut values: HashMap<String, String> = PARAMETERS
+        .iter()
+        .map(|p| (p.to_string(), cf.expanded(p, &defaults)))
+        .collect();
+    // The read list's default names ~80 parameters; tables inherit through
+    // them, so scan every parameter when proxy_read_maps is not set.
+    if values["proxy_read_maps"].is_empty() {
+        values.insert("proxy_read_maps".into(), cf.all_expanded(&defaults));
+    }
+    Ok(values)
+}

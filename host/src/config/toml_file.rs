@@ -1,0 +1,189 @@
+//! proxymapd's own TOML configuration. Unknown keys and bad values stop
+//! startup with a message naming the file, the key and the problem.
+//! `$config_dir` in table lists and paths expands to the file's directory,
+//! so a configuration can ship with its tables.
+//!
+//! ```toml
+//! queue_directory = "/var/spool/postfix"     # sockets: $queue_directory/private/{proxymap,proxywrite}
+//! # proxymap_socket = "/path/proxymap"       # or name each socket
+//! # proxywrite_socket = "/path/proxywrite"   # "" disables the write service
+//! proxy_read_maps = "proxy:texthash:$config_dir/tables/virtual"
+//! proxy_write_maps = "proxy:lmdb:$config_dir/tables/cache"
+//! greeting = "auto"          # auto | none (Postfix 3.0-3.5) | proxymap (3.6+)
+//! smtputf8 = false           # full Unicode key folding
+//! request_timeout = 10       # seconds
+//! idle_timeout = 3600        # seconds
+//! max_string = 8192          # bytes per request attribute
+//! max_attrs = 64             # attributes per request
+//! log_level = "info"
+//! ```
+
+use super::{installed_postfix_greeting, ConfigSource, Settings};
+use crate::codec::{Greeting, Limits};
+use crate::server::ConnectionSettings;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlConfig {
+    queue_directory: Option<String>,
+    proxymap_socket: Option<String>,
+    proxywrite_socket: Option<String>,
+    #[serde(default)]
+    proxy_read_maps: String,
+    #[serde(default)]
+    proxy_write_maps: String,
+    #[serde(default = "default_greeting")]
+    greeting: String,
+    #[serde(default)]
+    smtputf8: bool,
+    #[serde(default = "default_request_timeout")]
+    request_timeout: u64,
+    #[serde(default = "default_idle_timeout")]
+    idle_timeout: u64,
+    #[serde(default = "default_max_string")]
+    max_string: usize,
+    #[serde(default = "default_max_attrs")]
+    max_attrs: usize,
+    #[serde(default = "default_log_level")]
+    log_level: String,
+}
+
+fn default_greeting() -> String {
+    "auto".into()
+}
+fn default_request_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    3600
+}
+fn default_max_string() -> usize {
+    Limits::default().max_string
+}
+fn default_max_attrs() -> usize {
+    Limits::default().max_attrs
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// Load settings from a TOML file.
+pub fn load(file: &Path) -> Result<Settings> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read configuration file {}", file.display()))?;
+    let dir = file
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    parse(&text, file, &dir)
+}
+
+/// Parse TOML text; `file` names it in errors, `dir` is `$config_dir`.
+pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
+    let cfg: TomlConfig = toml::from_str(text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim_end()))?;
+    let expand = |s: &str| s.replace("$config_dir", &dir.to_string_lossy());
+    let bad = |key: &str, problem: String| -> anyhow::Error {
+        anyhow::anyhow!("{}: key `{key}`: {problem}", file.display())
+    };
+    let greeting = match cfg.greeting.as_str() {
+        "auto" => installed_postfix_greeting(),
+        "none" => Greeting::None,
+        "proxymap" => Greeting::Proxymap,
+        other => {
+            return Err(bad(
+                "greeting",
+                format!("unknown value \"{other}\"; use \"auto\", \"none\" or \"proxymap\""),
+            ))
+        }
+    };
+    let queue = cfg.queue_directory.as_deref().map(|q| PathBuf::from(expand(q)));
+    let proxymap_socket = match (&cfg.proxymap_socket, &queue) {
+        (Some(p), _) => PathBuf::from(expand(p)),
+        (None, Some(q)) => q.join("private/proxymap"),
+        (None, None) => bail!(
+            "{}: set `queue_directory` or `proxymap_socket` so proxymapd knows where to listen",
+            file.display()
+        ),
+    };
+    let proxywrite_socket = match (&cfg.proxywrite_socket, &queue) {
+        (Some(p), _) if p.is_empty() => None,
+        (Some(p), _) => Some(PathBuf::from(expand(p))),
+        (None, Some(q)) => Some(q.join("private/proxywrite")),
+        (None, None) => None,
+    };
+    if cfg.request_timeout == 0 {
+        return Err(bad("request_timeout", "must be at least 1 second".into()));
+    }
+    if cfg.idle_timeout == 0 {
+        return Err(bad("idle_timeout", "must be at least 1 second".into()));
+    }
+    if cfg.max_string < 256 {
+        return Err(bad("max_string", format!("{} is too small; use at least 256", cfg.max_string)));
+    }
+    if cfg.max_attrs < 8 {
+        return Err(bad("max_attrs", format!("{} is too small; use at least 8", cfg.max_attrs)));
+    }
+    if !["error", "warn", "info", "debug", "trace"].contains(&cfg.log_level.as_str()) {
+        return Err(bad(
+            "log_level",
+            format!("unknown level \"{}\"; use error, warn, info, debug or trace", cfg.log_level),
+        ));
+    }
+    Ok(Settings {
+        source: ConfigSource::Toml(file.to_path_buf()),
+        proxymap_socket,
+        proxywrite_socket,
+        proxy_read_maps: expand(&cfg.proxy_read_maps),
+        proxy_write_maps: expand(&cfg.proxy_write_maps),
+        connection: ConnectionSettings {
+            greeting,
+            limits: Limits {
+                max_string: cfg.max_string,
+                max_attrs: cfg.max_attrs,
+            },
+            request_timeout: Duration::from_secs(cfg.request_timeout),
+            idle_timeout: Duration::from_secs(cfg.idle_timeout),
+        },
+        utf8: cfg.smtputf8,
+        log_level: cfg.log_level,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn try_parse(text: &str) -> Result<Settings> {
+        parse(text, Path::new("/etc/proxymapd.toml"), Path::new("/etc"))
+    }
+
+    #[test]
+    fn expands_and_defaults() {
+        let s = try_parse(
+            "queue_directory = \"/q\"\nproxy_read_maps = \"proxy:texthash:$config_dir/t\"\ngreeting = \"none\"",
+        )
+        .unwrap();
+        assert_eq!(s.proxymap_socket, PathBuf::from("/q/private/proxymap"));
+        assert_eq!(s.proxywrite_socket, Some(PathBuf::from("/q/private/proxywrite")));
+        assert_eq!(s.proxy_read_maps, "proxy:texthash:/etc/t");
+        assert_eq!(s.connection.greeting, Greeting::None);
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let e = try_parse("queue_directory = \"/q\"\nproxy_read_map = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("/etc/proxymapd.toml") && e.contains("proxy_read_map"), "{e}");
+        let e = try_parse("queue_directory = \"/q\"\ngreeting = \"old\"").unwrap_err().to_string();
+        assert!(e.contains("`greeting`") && e.contains("\"old\""), "{e}");
+        let e = try_parse("queue_directory = \"/q\"\nrequest_timeout = \"ten\"").unwrap_err().to_string();
+        assert!(e.contains("request_timeout"), "{e}");
+        let e = try_parse("proxy_read_maps = \"\"").unwrap_err().to_string();
+        assert!(e.contains("queue_directory"), "{e}");
+    }
+}

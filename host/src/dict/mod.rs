@@ -1,0 +1,246 @@
+//! Map types: the [`Dict`] trait every table implements, the errors tables
+//! report, and the [`MapTypes`] catalogue that turns `type:name` into an open
+//! table. The registry calls only this interface, so a new map type (built-in,
+//! native or plugin) is one more entry in the catalogue and nothing else.
+
+pub mod braces;
+pub mod composite;
+pub mod environ;
+pub mod fail;
+pub mod fold;
+pub mod inline;
+pub mod lmdb;
+pub mod lmdb_env;
+pub mod memory;
+pub mod randmap;
+pub mod source;
+pub mod stamp;
+pub mod static_map;
+pub mod texthash;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use stamp::FileStamp;
+
+/// Why a table operation did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DictError {
+    /// A temporary failure; the client should try again later (status RETRY).
+    #[error("temporary failure: {0}")]
+    Retry(String),
+    /// A configuration or table error (status CONFIG).
+    #[error("{0}")]
+    Config(String),
+    /// The map type does not support this operation (status CONFIG).
+    #[error("{0} operation is not supported")]
+    Unsupported(&'static str),
+}
+
+/// Why a table could not be opened; names the table and, when known, the
+/// file and line at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenError {
+    /// The table name, `type:name`.
+    pub table: String,
+    /// The file at fault, if any.
+    pub file: Option<PathBuf>,
+    /// The line at fault, if any (1-based).
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl OpenError {
+    /// An error about the table as a whole.
+    pub fn new(table: &str, message: impl Into<String>) -> OpenError {
+        OpenError {
+            table: table.to_string(),
+            file: None,
+            line: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error about a file of the table, optionally at a line.
+    pub fn in_file(
+        table: &str,
+        file: impl Into<PathBuf>,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> OpenError {
+        OpenError {
+            table: table.to_string(),
+            file: Some(file.into()),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "table {}", self.table)?;
+        if let Some(file) = &self.file {
+            write!(f, ": {}", file.display())?;
+            if let Some(line) = self.line {
+                write!(f, ", line {line}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// A key and its value, as sequence returns them.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// One sequence step: first or next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqStep {
+    /// Restart at the first entry.
+    First,
+    /// Continue after the previous entry.
+    Next,
+}
+
+/// An open table. Implementations are shared by every client of the table,
+/// so they use interior mutability where they keep state.
+pub trait Dict: Send + Sync {
+    /// Implementation flags (FIXED, PATTERN, MULTI_WRITER) plus learned
+    /// TRY0NULL/TRY1NULL state.
+    fn flags(&self) -> u32;
+
+    /// Look `key` up; `flags` are the request's flags (folding, UTF-8).
+    fn lookup(&self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, DictError>;
+
+    /// Store `value` under `key`.
+    fn update(&self, _key: &[u8], _value: &[u8], _flags: u32) -> Result<(), DictError> {
+        Err(DictError::Unsupported("update"))
+    }
+
+    /// Remove `key`; `Ok(false)` when it was not there.
+    fn delete(&self, _key: &[u8], _flags: u32) -> Result<bool, DictError> {
+        Err(DictError::Unsupported("delete"))
+    }
+
+    /// Return the first or next entry, `None` at the end.
+    fn sequence(&self, _step: SeqStep, _flags: u32) -> Result<Option<Entry>, DictError> {
+        Err(DictError::Unsupported("sequence"))
+    }
+
+    /// True when the table's files changed since it was opened, so the
+    /// registry should reopen it.
+    fn changed(&self) -> bool {
+        false
+    }
+
+    /// True when operations may block (disk locks, I/O, other processes):
+    /// the server then runs them off its event loop.
+    fn may_block(&self) -> bool {
+        false
+    }
+}
+
+/// Everything a map type needs to open one table.
+#[derive(Clone)]
+pub struct OpenRequest<'a> {
+    /// Full table name, `type:name`.
+    pub table: &'a str,
+    /// The part after the first colon.
+    pub name: &'a str,
+    /// Open flags (the first requester's flags).
+    pub flags: u32,
+    /// True on the read-write service: open for writing, create if missing.
+    pub writable: bool,
+    /// True when Postfix's SMTPUTF8 support is on (full Unicode key folding).
+    pub utf8: bool,
+    /// The catalogue, for composite maps that open other tables.
+    pub types: &'a MapTypes,
+}
+
+/// A way to open tables of one map type.
+pub trait MapType: Send + Sync {
+    /// Open the table described by `req`.
+    fn open(&self, req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError>;
+}
+
+impl<F> MapType for F
+where
+    F: Fn(&OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> + Send + Sync,
+{
+    fn open(&self, req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+        self(req)
+    }
+}
+
+/// The catalogue of map types by name.
+#[derive(Default)]
+pub struct MapTypes {
+    types: BTreeMap<String, Box<dyn MapType>>,
+}
+
+impl MapTypes {
+    /// An empty catalogue.
+    pub fn empty() -> MapTypes {
+        MapTypes::default()
+    }
+
+    /// The built-in map types.
+    pub fn builtin() -> MapTypes {
+        let mut types = MapTypes::empty();
+        types.register("texthash", texthash::open);
+        types.register("inline", inline::open);
+        types.register("static", static_map::open);
+        types.register("fail", fail::open);
+        types.register("environ", environ::open);
+        types.register("unionmap", composite::open_union);
+        types.register("pipemap", composite::open_pipe);
+        types.register("randmap", randmap::open);
+        types.register("lmdb", lmdb::open);
+        types
+    }
+
+    /// Add or replace a map type.
+    pub fn register(&mut self, name: &str, map_type: impl MapType + 'static) {
+        self.types.insert(name.to_string(), Box::new(map_type));
+    }
+
+    /// Names of the known map types.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+
+    /// Open `table` (`type:name`) with the given flags.
+    pub fn open(
+        &self,
+        table: &str,
+        flags: u32,
+        writable: bool,
+        utf8: bool,
+    ) -> Result<Arc<dyn Dict>, OpenError> {
+        let (type_name, name) = table
+            .split_once(':')
+            .ok_or_else(|| OpenError::new(table, "table name must have the form type:name"))?;
+        if type_name == "proxy" {
+            return Err(OpenError::new(
+                table,
+                "proxy: tables cannot be opened inside the proxy server",
+            ));
+        }
+        let map_type = self.types.get(type_name).ok_or_else(|| {
+            OpenError::new(table, format!("unsupported dictionary type: {type_name}"))
+        })?;
+        map_type.open(&OpenRequest {
+            table,
+            name,
+            flags,
+            writable,
+            utf8,
+            types: self,
+        })
+    }
+}

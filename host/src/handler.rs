@@ -1,0 +1,270 @@
+//! Request handling: from a parsed request to a reply, the way Postfix's
+//! proxymap answers it. Applies the service's allowlist, forces the update
+//! and delete flags, runs the table operation (off the event loop when the
+//! table may block) and maps outcomes onto status codes. Knows nothing of
+//! sockets; the server calls [`Handler::handle`] once per frame.
+
+use crate::allowlist::{strip_proxy, Allowlist};
+use crate::codec::{ParseError, Reply, Request, RequestKind, Status};
+use crate::dict::{DictError, SeqStep};
+use crate::flags;
+use crate::registry::{OpenTable, Registry};
+use std::sync::{Arc, RwLock};
+
+/// The two proxymap services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// `proxymap`: read-only.
+    Read,
+    /// `proxywrite`: read-write.
+    Write,
+}
+
+impl Service {
+    /// The service name, as in master.cf.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Read => "proxymap",
+            Service::Write => "proxywrite",
+        }
+    }
+
+    fn parameter(self) -> &'static str {
+        match self {
+            Service::Read => "proxy_read_maps",
+            Service::Write => "proxy_write_maps",
+        }
+    }
+}
+
+/// Approved tables of both services.
+#[derive(Debug, Clone, Default)]
+pub struct Allowlists {
+    /// Tables of `proxy_read_maps`.
+    pub read: Allowlist,
+    /// Tables of `proxy_write_maps`.
+    pub write: Allowlist,
+}
+
+/// Answers requests using the registry and the current allowlists.
+pub struct Handler {
+    registry: Arc<Registry>,
+    allowlists: RwLock<Arc<Allowlists>>,
+}
+
+/// Outcome of one table operation, before it becomes a reply.
+struct Outcome {
+    status: Status,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl Outcome {
+    fn status(status: Status) -> Outcome {
+        Outcome {
+            status,
+            key: Vec::new(),
+            value: Vec::new(),
+        }
+    }
+}
+
+fn error_status(err: &DictError) -> Status {
+    match err {
+        DictError::Retry(_) => Status::Retry,
+        DictError::Config(_) | DictError::Unsupported(_) => Status::Config,
+    }
+}
+
+impl Handler {
+    /// A handler over `registry` with the given allowlists.
+    pub fn new(registry: Arc<Registry>, allowlists: Allowlists) -> Handler {
+        Handler {
+            registry,
+            allowlists: RwLock::new(Arc::new(allowlists)),
+        }
+    }
+
+    /// Replace the allowlists (configuration reload).
+    pub fn set_allowlists(&self, allowlists: Allowlists) {
+        *self.allowlists.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(allowlists);
+    }
+
+    /// The registry behind this handler.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn allowlist(&self, service: Service) -> Allowlist {
+        let lists = self.allowlists.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match service {
+            Service::Read => lists.read.clone(),
+            Service::Write => lists.write.clone(),
+        }
+    }
+
+    fn allowed(&self, service: Service, table: &str) -> bool {
+        let lists = self.allowlists.read().unwrap_or_else(|e| e.into_inner());
+        match service {
+            Service::Read => lists.read.allows(table),
+            Service::Write => lists.write.allows(table),
+        }
+    }
+
+    /// The approved tables of `service`.
+    pub fn approved(&self, service: Service) -> Vec<String> {
+        self.allowlist(service).tables().map(str::to_string).collect()
+    }
+
+    /// The reply to a frame that did not parse.
+    pub fn reject(&self, err: &ParseError) -> Reply {
+        tracing::warn!("{err}");
+        match err {
+            ParseError::NoRequest | ParseError::UnknownRequest(_) => {
+                Reply::status(None, false, Status::Bad)
+            }
+            ParseError::BadAttributes {
+                kind,
+                instance_flags,
+                ..
+            } => Reply::status(Some(*kind), *instance_flags, Status::Bad),
+        }
+    }
+
+    /// Answer one request on `service`.
+    pub async fn handle(self: &Arc<Self>, service: Service, req: Request) -> Reply {
+        let kind = req.kind;
+        let dialect_c = req.has_instance_flags();
+        let mut reply = Reply::status(Some(kind), dialect_c, Status::Ok);
+        let table_name = strip_proxy(&req.table).to_string();
+        if !table_name.contains(':') {
+            tracing::warn!("malformed table name: \"{}\"", req.table);
+            reply.status = Status::Bad;
+            return reply;
+        }
+        if matches!(kind, RequestKind::Update | RequestKind::Delete) && service == Service::Read {
+            tracing::warn!(
+                "refusing {} {} request on non-updatable service {}",
+                table_name,
+                kind.name(),
+                service.name()
+            );
+            reply.status = Status::Deny;
+            return reply;
+        }
+        if !self.allowed(service, &table_name) {
+            tracing::warn!("request for unapproved table: \"{table_name}\"");
+            tracing::warn!(
+                "to approve this table for {} access, list proxy:{table_name} in main.cf:{}",
+                if service == Service::Read { "read-only" } else { "read-write" },
+                service.parameter()
+            );
+            reply.status = Status::Deny;
+            return reply;
+        }
+        let instance_flags = req.instance_flags.unwrap_or(req.flags);
+        let writable = service == Service::Write;
+        let opened = match self.registry.ready(&table_name, instance_flags, writable) {
+            Some(table) => Ok(Ok(table)),
+            None => {
+                // Opening may read files or take locks: never on the event loop.
+                let this = self.clone();
+                let name = table_name.clone();
+                tokio::task::spawn_blocking(move || {
+                    this.registry.acquire(&name, instance_flags, instance_flags, writable)
+                })
+                .await
+            }
+        };
+        let table = match opened {
+            Ok(Ok(table)) => table,
+            Ok(Err(_)) => {
+                reply.status = Status::Config;
+                return reply;
+            }
+            Err(join) => {
+                tracing::error!("table {table_name}: open failed: {join}");
+                reply.status = Status::Retry;
+                return reply;
+            }
+        };
+        let request_flags = match kind {
+            RequestKind::Update => req.flags | flags::SYNC_UPDATE | flags::DUP_REPLACE,
+            RequestKind::Delete => req.flags | flags::SYNC_UPDATE,
+            _ => req.flags,
+        };
+        let request_bits = req.flags;
+        let outcome = if kind == RequestKind::Open {
+            Outcome::status(Status::Ok)
+        } else if table.dict.may_block() {
+            let t = table.clone();
+            match tokio::task::spawn_blocking(move || run(&t, &req, request_flags)).await {
+                Ok(outcome) => outcome,
+                Err(join) => {
+                    tracing::error!("table {table_name}: {} failed: {join}", kind.name());
+                    Outcome::status(Status::Retry)
+                }
+            }
+        } else {
+            run(&table, &req, request_flags)
+        };
+        if outcome.status == Status::Retry || outcome.status == Status::Config {
+            tracing::debug!("table {table_name}: {} answered {:?}", kind.name(), outcome.status);
+        }
+        reply.status = outcome.status;
+        reply.key = outcome.key;
+        reply.value = outcome.value;
+        reply.flags = table.reply_flags(request_bits);
+        reply
+    }
+}
+
+/// Run one table operation and map its result to a status.
+fn run(table: &OpenTable, req: &Request, request_flags: u32) -> Outcome {
+    let dict = &table.dict;
+    let table_name = strip_proxy(&req.table);
+    let fail = |err: DictError| {
+        tracing::warn!("table {table_name}: {} failed: {err}", req.kind.name());
+        Outcome::status(error_status(&err))
+    };
+    match req.kind {
+        RequestKind::Open => Outcome::status(Status::Ok),
+        RequestKind::Lookup => match dict.lookup(&req.key, request_flags) {
+            Ok(Some(value)) => Outcome {
+                status: Status::Ok,
+                key: Vec::new(),
+                value,
+            },
+            Ok(None) => Outcome::status(Status::NoKey),
+            Err(err) => fail(err),
+        },
+        RequestKind::Update => match dict.update(&req.key, &req.value, request_flags) {
+            Ok(()) => Outcome::status(Status::Ok),
+            Err(err) => fail(err),
+        },
+        RequestKind::Delete => match dict.delete(&req.key, request_flags) {
+            Ok(true) => Outcome::status(Status::Ok),
+            Ok(false) => Outcome::status(Status::NoKey),
+            Err(err) => fail(err),
+        },
+        RequestKind::Sequence => {
+            let step = match req.function {
+                0 => SeqStep::First,
+                1 => SeqStep::Next,
+                other => {
+                    tracing::warn!("table {table_name}: unknown sequence function {other}");
+                    return Outcome::status(Status::Bad);
+                }
+            };
+            match dict.sequence(step, request_flags) {
+                Ok(Some((key, value))) => Outcome {
+                    status: Status::Ok,
+                    key,
+                    value,
+                },
+                Ok(None) => Outcome::status(Status::NoKey),
+                Err(err) => fail(err),
+            }
+        }
+    }
+}

@@ -26,19 +26,24 @@ pub struct ReplyAttrs(pub Vec<Attr>);
 impl ReplyAttrs {
     /// The value of attribute `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0.iter().find(|a| a.name == name.as_bytes()).map(|a| a.value.as_slice())
+        self.0
+            .iter()
+            .find(|a| a.name == name.as_bytes())
+            .map(|a| a.value.as_slice())
     }
 
     /// The numeric `status`.
     pub fn status(&self) -> Option<u32> {
-        self.get("status").and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        self.get("status")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
     }
 }
 
 impl Client {
     /// Connect to `socket`; `greeting` says whether the server greets.
     pub fn connect(socket: &Path, greeting: bool) -> Result<Client> {
-        let stream = UnixStream::connect(socket).with_context(|| format!("connect to {}", socket.display()))?;
+        let stream = UnixStream::connect(socket)
+            .with_context(|| format!("connect to {}", socket.display()))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut client = Client {
             stream,
@@ -91,7 +96,13 @@ impl Client {
         }
     }
 
-    fn request(&mut self, name: &str, table: &str, flags: Option<u32>, rest: &[(&str, &[u8])]) -> Result<ReplyAttrs> {
+    fn request(
+        &mut self,
+        name: &str,
+        table: &str,
+        flags: Option<u32>,
+        rest: &[(&str, &[u8])],
+    ) -> Result<ReplyAttrs> {
         let mut out = Vec::new();
         encode_attr(&mut out, "request", name.as_bytes());
         encode_attr(&mut out, "table", table.as_bytes());
@@ -110,7 +121,11 @@ impl Client {
 
     /// `open`: returns status and the table's flags.
     pub fn open(&mut self, table: &str, flags: u32) -> Result<ReplyAttrs> {
-        let f = if self.instance_flags.is_some() { None } else { Some(flags) };
+        let f = if self.instance_flags.is_some() {
+            None
+        } else {
+            Some(flags)
+        };
         self.request("open", table, f, &[])
     }
 
@@ -120,8 +135,19 @@ impl Client {
     }
 
     /// `update`.
-    pub fn update(&mut self, table: &str, flags: u32, key: &[u8], value: &[u8]) -> Result<ReplyAttrs> {
-        self.request("update", table, Some(flags), &[("key", key), ("value", value)])
+    pub fn update(
+        &mut self,
+        table: &str,
+        flags: u32,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<ReplyAttrs> {
+        self.request(
+            "update",
+            table,
+            Some(flags),
+            &[("key", key), ("value", value)],
+        )
     }
 
     /// `delete`.

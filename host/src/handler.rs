@@ -96,7 +96,11 @@ impl Handler {
     }
 
     fn allowlist(&self, service: Service) -> Allowlist {
-        let lists = self.allowlists.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let lists = self
+            .allowlists
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         match service {
             Service::Read => lists.read.clone(),
             Service::Write => lists.write.clone(),
@@ -113,7 +117,10 @@ impl Handler {
 
     /// The approved tables of `service`.
     pub fn approved(&self, service: Service) -> Vec<String> {
-        self.allowlist(service).tables().map(str::to_string).collect()
+        self.allowlist(service)
+            .tables()
+            .map(str::to_string)
+            .collect()
     }
 
     /// The reply to a frame that did not parse.
@@ -156,7 +163,11 @@ impl Handler {
             tracing::warn!("request for unapproved table: \"{table_name}\"");
             tracing::warn!(
                 "to approve this table for {} access, list proxy:{table_name} in main.cf:{}",
-                if service == Service::Read { "read-only" } else { "read-write" },
+                if service == Service::Read {
+                    "read-only"
+                } else {
+                    "read-write"
+                },
                 service.parameter()
             );
             reply.status = Status::Deny;
@@ -171,7 +182,8 @@ impl Handler {
                 let this = self.clone();
                 let name = table_name.clone();
                 tokio::task::spawn_blocking(move || {
-                    this.registry.acquire(&name, instance_flags, instance_flags, writable)
+                    this.registry
+                        .acquire(&name, instance_flags, instance_flags, writable)
                 })
                 .await
             }
@@ -209,7 +221,11 @@ impl Handler {
             run(&table, &req, request_flags)
         };
         if outcome.status == Status::Retry || outcome.status == Status::Config {
-            tracing::debug!("table {table_name}: {} answered {:?}", kind.name(), outcome.status);
+            tracing::debug!(
+                "table {table_name}: {} answered {:?}",
+                kind.name(),
+                outcome.status
+            );
         }
         reply.status = outcome.status;
         reply.key = outcome.key;

@@ -110,13 +110,18 @@ fn load(source: &ConfigSource) -> Result<Settings> {
 fn serve(source: ConfigSource) -> Result<i32> {
     let settings = load(&source)?;
     logging::init(&settings.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run_server(settings, None))?;
     Ok(0)
 }
 
 /// Run until SIGTERM/SIGINT; `ready` is told once the sockets are bound.
-async fn run_server(settings: Settings, ready: Option<tokio::sync::oneshot::Sender<()>>) -> Result<()> {
+async fn run_server(
+    settings: Settings,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let registry = Arc::new(Registry::new(MapTypes::builtin(), settings.utf8));
     let handler = Arc::new(Handler::new(registry, settings.allowlists()));
@@ -127,7 +132,14 @@ async fn run_server(settings: Settings, ready: Option<tokio::sync::oneshot::Send
     }
     let tasks: Vec<_> = services
         .into_iter()
-        .map(|bound| tokio::spawn(listener::run(bound, handler.clone(), settings.connection, stop_rx.clone())))
+        .map(|bound| {
+            tokio::spawn(listener::run(
+                bound,
+                handler.clone(),
+                settings.connection,
+                stop_rx.clone(),
+            ))
+        })
         .collect();
     tracing::info!(
         "approved tables: {} read, {} write",
@@ -197,11 +209,18 @@ fn check(source: ConfigSource) -> Result<i32> {
 fn query(args: QueryArgs) -> Result<i32> {
     let writing = args.write || args.delete;
     let (socket, greeting) = match &args.socket {
-        Some(path) => (path.clone(), load(&args.config.source()).map(|s| s.connection.greeting).unwrap_or_default()),
+        Some(path) => (
+            path.clone(),
+            load(&args.config.source())
+                .map(|s| s.connection.greeting)
+                .unwrap_or_default(),
+        ),
         None => {
             let s = load(&args.config.source())?;
             let socket = if writing {
-                s.proxywrite_socket.clone().context("this configuration has no proxywrite socket")?
+                s.proxywrite_socket
+                    .clone()
+                    .context("this configuration has no proxywrite socket")?
             } else {
                 s.proxymap_socket.clone()
             };
@@ -248,7 +267,10 @@ fn query(args: QueryArgs) -> Result<i32> {
     match reply.status() {
         Some(0) => {
             if !writing {
-                println!("{}", String::from_utf8_lossy(reply.get("value").unwrap_or_default()));
+                println!(
+                    "{}",
+                    String::from_utf8_lossy(reply.get("value").unwrap_or_default())
+                );
             }
             Ok(0)
         }
@@ -264,7 +286,8 @@ const DEMO_TABLES: [(&str, &str); 2] = [
 ];
 
 fn demo(dir: &Path, once: bool) -> Result<i32> {
-    std::fs::create_dir_all(dir.join("tables")).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("tables"))
+        .with_context(|| format!("create {}", dir.display()))?;
     for (name, text) in DEMO_TABLES {
         std::fs::write(dir.join("tables").join(name), text)?;
     }
@@ -272,7 +295,9 @@ fn demo(dir: &Path, once: bool) -> Result<i32> {
     std::fs::write(&config_path, DEMO_CONFIG)?;
     let settings = proxymapd::config::toml_file::load(&config_path)?;
     logging::init(&settings.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let server_settings = settings.clone();
     let server = runtime.spawn(async move { run_server(server_settings, Some(ready_tx)).await });
@@ -280,8 +305,14 @@ fn demo(dir: &Path, once: bool) -> Result<i32> {
     let table = format!("texthash:{}/tables/virtual", dir.display());
     let greeting = settings.connection.greeting == proxymapd::codec::Greeting::Proxymap;
     let mut client = Client::connect(&settings.proxymap_socket, greeting)?;
-    let reply = client.lookup(&table, flags::LOCK | flags::FOLD_FIX, b"Postmaster@Example.COM")?;
-    let Some(0) = reply.status() else { bail!("demo lookup failed: {reply:?}") };
+    let reply = client.lookup(
+        &table,
+        flags::LOCK | flags::FOLD_FIX,
+        b"Postmaster@Example.COM",
+    )?;
+    let Some(0) = reply.status() else {
+        bail!("demo lookup failed: {reply:?}")
+    };
     println!(
         "lookup Postmaster@Example.COM in proxy:{table}\n  -> {}",
         String::from_utf8_lossy(reply.get("value").unwrap_or_default())

@@ -96,7 +96,10 @@ impl Registry {
                         name: name.to_string(),
                         open_flags,
                         writable,
-                        state: RwLock::new(TableState::Failed(OpenError::new(name, "not yet opened"))),
+                        state: RwLock::new(TableState::Failed(OpenError::new(
+                            name,
+                            "not yet opened",
+                        ))),
                     });
                     tables.insert(key, table.clone());
                     // Open outside the map lock; the table's own lock orders
@@ -120,7 +123,12 @@ impl Registry {
             name: name.to_string(),
             instance_flags: instance_flags & flags::INST_MASK,
         };
-        let table = self.tables.lock().unwrap_or_else(|e| e.into_inner()).get(&key)?.clone();
+        let table = self
+            .tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)?
+            .clone();
         let state = table.state.read().unwrap_or_else(|e| e.into_inner());
         match &*state {
             TableState::Open(dict) if !dict.changed() => Some(OpenTable {
@@ -169,7 +177,10 @@ impl Registry {
     }
 
     fn open_state(&self, table: &Table, previous: Option<&OpenError>) -> TableState {
-        match self.types.open(&table.name, table.open_flags, table.writable, self.utf8) {
+        match self
+            .types
+            .open(&table.name, table.open_flags, table.writable, self.utf8)
+        {
             Ok(dict) => {
                 if previous.is_some() {
                     tracing::info!("table {} is open again", table.name);

@@ -227,7 +227,10 @@ mod tests {
         assert_eq!(used, 21);
         assert_eq!(
             got,
-            Some(Decoded::Frame(vec![attr("request", "lookup"), attr("key", "")]))
+            Some(Decoded::Frame(vec![
+                attr("request", "lookup"),
+                attr("key", "")
+            ]))
         );
         assert!(dec.is_idle());
     }

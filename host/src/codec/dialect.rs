@@ -62,7 +62,10 @@ mod tests {
             Greeting::for_mail_version("3.11-20250101"),
             Greeting::Proxymap
         );
-        assert_eq!(Greeting::Proxymap.bytes(), b"protocol\0proxymap_protocol\0\0");
+        assert_eq!(
+            Greeting::Proxymap.bytes(),
+            b"protocol\0proxymap_protocol\0\0"
+        );
         assert!(Greeting::None.bytes().is_empty());
     }
 }

@@ -58,7 +58,8 @@ impl Reply {
     /// Append the reply's wire bytes to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         encode_num(out, "status", self.status as u32);
-        let with_flags = self.kind == Some(RequestKind::Open) || (self.kind.is_some() && self.instance_flags);
+        let with_flags =
+            self.kind == Some(RequestKind::Open) || (self.kind.is_some() && self.instance_flags);
         if with_flags {
             encode_num(out, "flags", self.flags);
         }
@@ -92,7 +93,10 @@ mod tests {
         assert_eq!(r.to_bytes(), b"status\x000\x00value\x00bar\x00\x00");
         r.instance_flags = true;
         r.flags = 16;
-        assert_eq!(r.to_bytes(), b"status\x000\x00flags\x0016\x00value\x00bar\x00\x00");
+        assert_eq!(
+            r.to_bytes(),
+            b"status\x000\x00flags\x0016\x00value\x00bar\x00\x00"
+        );
         let r = Reply::status(None, false, Status::Bad);
         assert_eq!(r.to_bytes(), b"status\x003\x00\x00");
         let r = Reply::status(Some(RequestKind::Update), false, Status::Deny);

@@ -194,7 +194,8 @@ fn number(text: &[u8]) -> Result<u32, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("bad number \"{s}\""));
     }
-    s.parse::<u32>().map_err(|_| format!("number out of range \"{s}\""))
+    s.parse::<u32>()
+        .map_err(|_| format!("number out of range \"{s}\""))
 }
 
 #[cfg(test)]
@@ -245,21 +246,47 @@ mod tests {
             ("function", "1"),
         ]))
         .unwrap();
-        assert_eq!((req.instance_flags, req.flags, req.function), (Some(64), 16448, 1));
+        assert_eq!(
+            (req.instance_flags, req.flags, req.function),
+            (Some(64), 16448, 1)
+        );
     }
 
     #[test]
     fn rejects_missing_extra_repeated_and_bad_numbers() {
         let cases: Vec<Vec<(&str, &str)>> = vec![
             vec![("request", "lookup"), ("table", "t:x"), ("flags", "0")],
-            vec![("request", "lookup"), ("table", "t:x"), ("flags", "0"), ("key", "k"), ("x", "y")],
-            vec![("request", "lookup"), ("table", "t:x"), ("table", "t:x"), ("flags", "0")],
-            vec![("request", "lookup"), ("table", "t:x"), ("flags", "-1"), ("key", "k")],
-            vec![("request", "lookup"), ("table", "t:x"), ("flags", "99999999999"), ("key", "k")],
+            vec![
+                ("request", "lookup"),
+                ("table", "t:x"),
+                ("flags", "0"),
+                ("key", "k"),
+                ("x", "y"),
+            ],
+            vec![
+                ("request", "lookup"),
+                ("table", "t:x"),
+                ("table", "t:x"),
+                ("flags", "0"),
+            ],
+            vec![
+                ("request", "lookup"),
+                ("table", "t:x"),
+                ("flags", "-1"),
+                ("key", "k"),
+            ],
+            vec![
+                ("request", "lookup"),
+                ("table", "t:x"),
+                ("flags", "99999999999"),
+                ("key", "k"),
+            ],
         ];
         for case in cases {
             match parse(&frame(&case)) {
-                Err(ParseError::BadAttributes { kind, .. }) => assert_eq!(kind, RequestKind::Lookup),
+                Err(ParseError::BadAttributes { kind, .. }) => {
+                    assert_eq!(kind, RequestKind::Lookup)
+                }
                 other => panic!("{case:?} gave {other:?}"),
             }
         }

@@ -36,7 +36,10 @@ pub fn load(dir: &Path) -> Result<Settings> {
     let get = |name: &str| values.get(name).cloned().unwrap_or_default();
     let queue = PathBuf::from(get("queue_directory"));
     if !queue.is_absolute() {
-        bail!("{}: queue_directory must be an absolute path", main_cf.display());
+        bail!(
+            "{}: queue_directory must be an absolute path",
+            main_cf.display()
+        );
     }
     let mail_version = get("mail_version");
     Ok(Settings {
@@ -60,7 +63,13 @@ pub fn load(dir: &Path) -> Result<Settings> {
 
 /// Ask postconf; `Ok(None)` when postconf is not installed.
 fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>> {
-    let output = match Command::new("postconf").arg("-c").arg(dir).arg("-x").args(PARAMETERS).output() {
+    let output = match Command::new("postconf")
+        .arg("-c")
+        .arg(dir)
+        .arg("-x")
+        .args(PARAMETERS)
+        .output()
+    {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).context("cannot run postconf"),

@@ -102,7 +102,10 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             ))
         }
     };
-    let queue = cfg.queue_directory.as_deref().map(|q| PathBuf::from(expand(q)));
+    let queue = cfg
+        .queue_directory
+        .as_deref()
+        .map(|q| PathBuf::from(expand(q)));
     let proxymap_socket = match (&cfg.proxymap_socket, &queue) {
         (Some(p), _) => PathBuf::from(expand(p)),
         (None, Some(q)) => q.join("private/proxymap"),
@@ -124,15 +127,24 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
         return Err(bad("idle_timeout", "must be at least 1 second".into()));
     }
     if cfg.max_string < 256 {
-        return Err(bad("max_string", format!("{} is too small; use at least 256", cfg.max_string)));
+        return Err(bad(
+            "max_string",
+            format!("{} is too small; use at least 256", cfg.max_string),
+        ));
     }
     if cfg.max_attrs < 8 {
-        return Err(bad("max_attrs", format!("{} is too small; use at least 8", cfg.max_attrs)));
+        return Err(bad(
+            "max_attrs",
+            format!("{} is too small; use at least 8", cfg.max_attrs),
+        ));
     }
     if !["error", "warn", "info", "debug", "trace"].contains(&cfg.log_level.as_str()) {
         return Err(bad(
             "log_level",
-            format!("unknown level \"{}\"; use error, warn, info, debug or trace", cfg.log_level),
+            format!(
+                "unknown level \"{}\"; use error, warn, info, debug or trace",
+                cfg.log_level
+            ),
         ));
     }
     Ok(Settings {
@@ -170,18 +182,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.proxymap_socket, PathBuf::from("/q/private/proxymap"));
-        assert_eq!(s.proxywrite_socket, Some(PathBuf::from("/q/private/proxywrite")));
+        assert_eq!(
+            s.proxywrite_socket,
+            Some(PathBuf::from("/q/private/proxywrite"))
+        );
         assert_eq!(s.proxy_read_maps, "proxy:texthash:/etc/t");
         assert_eq!(s.connection.greeting, Greeting::None);
     }
 
     #[test]
     fn errors_name_file_key_and_problem() {
-        let e = try_parse("queue_directory = \"/q\"\nproxy_read_map = \"x\"").unwrap_err().to_string();
-        assert!(e.contains("/etc/proxymapd.toml") && e.contains("proxy_read_map"), "{e}");
-        let e = try_parse("queue_directory = \"/q\"\ngreeting = \"old\"").unwrap_err().to_string();
+        let e = try_parse("queue_directory = \"/q\"\nproxy_read_map = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/proxymapd.toml") && e.contains("proxy_read_map"),
+            "{e}"
+        );
+        let e = try_parse("queue_directory = \"/q\"\ngreeting = \"old\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`greeting`") && e.contains("\"old\""), "{e}");
-        let e = try_parse("queue_directory = \"/q\"\nrequest_timeout = \"ten\"").unwrap_err().to_string();
+        let e = try_parse("queue_directory = \"/q\"\nrequest_timeout = \"ten\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("request_timeout"), "{e}");
         let e = try_parse("proxy_read_maps = \"\"").unwrap_err().to_string();
         assert!(e.contains("queue_directory"), "{e}");

@@ -1,6 +1,6 @@
 //! fail:name: every operation fails with a temporary error.
 
-use super::{Dict, DictError, OpenError, OpenRequest, SeqStep, Entry};
+use super::{Dict, DictError, Entry, OpenError, OpenRequest, SeqStep};
 use crate::flags;
 use std::sync::Arc;
 
@@ -11,7 +11,10 @@ pub struct FailDict {
 
 impl FailDict {
     fn fail<T>(&self) -> Result<T, DictError> {
-        Err(DictError::Retry(format!("{}: table is configured to fail", self.table)))
+        Err(DictError::Retry(format!(
+            "{}: table is configured to fail",
+            self.table
+        )))
     }
 }
 

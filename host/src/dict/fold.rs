@@ -31,9 +31,18 @@ mod tests {
     fn folds() {
         assert_eq!(fold(b"Foo@Example.COM", false).as_ref(), b"foo@example.com");
         assert!(matches!(fold(b"plain", true), Cow::Borrowed(_)));
-        assert_eq!(fold("JÜRGEN".as_bytes(), false).as_ref(), "jÜrgen".as_bytes());
-        assert_eq!(fold("JÜRGEN".as_bytes(), true).as_ref(), "jürgen".as_bytes());
-        assert_eq!(fold("Straße".as_bytes(), true).as_ref(), "strasse".as_bytes());
+        assert_eq!(
+            fold("JÜRGEN".as_bytes(), false).as_ref(),
+            "jÜrgen".as_bytes()
+        );
+        assert_eq!(
+            fold("JÜRGEN".as_bytes(), true).as_ref(),
+            "jürgen".as_bytes()
+        );
+        assert_eq!(
+            fold("Straße".as_bytes(), true).as_ref(),
+            "strasse".as_bytes()
+        );
         assert_eq!(fold(b"\xffAB", true).as_ref(), b"\xffab");
     }
 }

@@ -31,7 +31,12 @@ pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
                 format!("expected name=value format, got \"{element}\""),
             ));
         }
-        dict.insert(key.as_bytes(), value.as_bytes(), fold_keys, Duplicates::Replace);
+        dict.insert(
+            key.as_bytes(),
+            value.as_bytes(),
+            fold_keys,
+            Duplicates::Replace,
+        );
     }
     if dict.is_empty() {
         return Err(OpenError::new(req.table, "empty table"));

@@ -5,7 +5,7 @@
 //! trailing NUL (learned per table: TRY1NULL/TRY0NULL), FOLD_FIX folding.
 
 use super::lmdb_env::{Env, LmdbError};
-use super::{fold::fold, Dict, DictError, FileStamp, OpenError, OpenRequest, SeqStep, Entry};
+use super::{fold::fold, Dict, DictError, Entry, FileStamp, OpenError, OpenRequest, SeqStep};
 use crate::flags;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,7 +34,14 @@ impl FileLock {
         if !wanted {
             return Ok(FileLock(None));
         }
-        set_lock(fd, if exclusive { libc::F_WRLCK } else { libc::F_RDLCK })?;
+        set_lock(
+            fd,
+            if exclusive {
+                libc::F_WRLCK
+            } else {
+                libc::F_RDLCK
+            },
+        )?;
         Ok(FileLock(Some(fd)))
     }
 }
@@ -116,13 +123,15 @@ impl Dict for LmdbDict {
         self.locked(false, req_flags, |env| {
             if nul & flags::TRY1NULL != 0 {
                 if let Some(v) = env.get(&with_nul(&key))? {
-                    self.nul_flags.fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
+                    self.nul_flags
+                        .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
                     return Ok(Some(strip_nul(v)));
                 }
             }
             if nul & flags::TRY0NULL != 0 {
                 if let Some(v) = env.get(&key)? {
-                    self.nul_flags.fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
+                    self.nul_flags
+                        .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
                     return Ok(Some(v));
                 }
             }
@@ -135,7 +144,8 @@ impl Dict for LmdbDict {
         // With nothing learned yet, write Postfix's default: with a NUL.
         let nul = self.nul_flags.load(Ordering::Relaxed);
         if nul & flags::TRY1NULL != 0 && nul & flags::TRY0NULL != 0 {
-            self.nul_flags.fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
+            self.nul_flags
+                .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
         }
         let nul = self.nul_flags.load(Ordering::Relaxed) & flags::TRY1NULL != 0;
         let sync = req_flags & flags::SYNC_UPDATE != 0;
@@ -159,11 +169,13 @@ impl Dict for LmdbDict {
         self.locked(true, req_flags, |env| {
             let mut found = false;
             if nul & flags::TRY1NULL != 0 && env.del(&with_nul(&key))? {
-                self.nul_flags.fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
+                self.nul_flags
+                    .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
                 found = true;
             }
             if !found && nul & flags::TRY0NULL != 0 && env.del(&key)? {
-                self.nul_flags.fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
+                self.nul_flags
+                    .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
                 found = true;
             }
             if found && sync {
@@ -209,15 +221,19 @@ pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
 
 fn open_file(req: &OpenRequest<'_>, path: &Path) -> Result<Arc<dyn Dict>, OpenError> {
     if !req.writable && !path.exists() {
-        return Err(OpenError::in_file(req.table, path, None, "open database: No such file or directory"));
+        return Err(OpenError::in_file(
+            req.table,
+            path,
+            None,
+            "open database: No such file or directory",
+        ));
     }
     let map_size = std::fs::metadata(path)
         .map(|m| (m.len() as usize).saturating_mul(2))
         .unwrap_or(0)
         .max(DEFAULT_MAP_SIZE);
-    let env = Env::open(path, req.writable, map_size).map_err(|e| {
-        OpenError::in_file(req.table, path, None, format!("open database: {e}"))
-    })?;
+    let env = Env::open(path, req.writable, map_size)
+        .map_err(|e| OpenError::in_file(req.table, path, None, format!("open database: {e}")))?;
     let mut nul = req.flags & (flags::TRY0NULL | flags::TRY1NULL);
     if nul == 0 {
         nul = flags::TRY0NULL | flags::TRY1NULL;

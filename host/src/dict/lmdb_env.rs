@@ -116,7 +116,8 @@ impl Env {
     /// Open `path` (the `.lmdb` file itself). `writable` opens read-write and
     /// creates the file and database when missing.
     pub fn open(path: &Path, writable: bool, map_size: usize) -> Result<Env, LmdbError> {
-        let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| LmdbError { code: libc::EINVAL })?;
+        let cpath = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| LmdbError { code: libc::EINVAL })?;
         let mut env = ptr::null_mut();
         // SAFETY: env is an out-pointer for a new handle.
         check(unsafe { ffi::mdb_env_create(&mut env) })?;
@@ -242,7 +243,8 @@ impl Env {
                 Some(prev) => {
                     k = val(prev);
                     // SAFETY: cursor is live; k points at prev for the call.
-                    let rc = unsafe { ffi::mdb_cursor_get(cursor, &mut k, &mut v, ffi::MDB_SET_RANGE) };
+                    let rc =
+                        unsafe { ffi::mdb_cursor_get(cursor, &mut k, &mut v, ffi::MDB_SET_RANGE) };
                     // SAFETY: on success k points into the map.
                     if rc == 0 && unsafe { copy(&k) } == prev {
                         unsafe { ffi::mdb_cursor_get(cursor, &mut k, &mut v, ffi::MDB_NEXT) }

@@ -2,7 +2,7 @@
 //! Keys are stored folded when the table was opened with FOLD_FIX; lookups
 //! fold when the request asks for it. Sequence walks entries in load order.
 
-use super::{fold::fold, Dict, DictError, FileStamp, SeqStep, Entry};
+use super::{fold::fold, Dict, DictError, Entry, FileStamp, SeqStep};
 use crate::flags;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -66,8 +66,18 @@ impl MemoryDict {
     }
 
     /// Add an entry while loading; `fold_keys` folds the key first.
-    pub fn insert(&mut self, key: &[u8], value: &[u8], fold_keys: bool, dups: Duplicates) -> Inserted {
-        let key = if fold_keys { fold(key, self.utf8).into_owned() } else { key.to_vec() };
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        fold_keys: bool,
+        dups: Duplicates,
+    ) -> Inserted {
+        let key = if fold_keys {
+            fold(key, self.utf8).into_owned()
+        } else {
+            key.to_vec()
+        };
         match self.index.get(&key) {
             Some(&at) => {
                 if dups == Duplicates::Replace {
@@ -105,7 +115,10 @@ impl Dict for MemoryDict {
         } else {
             key.into()
         };
-        Ok(self.index.get(key.as_ref()).map(|&at| self.entries[at].1.clone()))
+        Ok(self
+            .index
+            .get(key.as_ref())
+            .map(|&at| self.entries[at].1.clone()))
     }
 
     fn sequence(&self, step: SeqStep, _flags: u32) -> Result<Option<Entry>, DictError> {

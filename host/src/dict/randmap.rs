@@ -17,7 +17,9 @@ impl Dict for RandDict {
     }
 
     fn lookup(&self, _key: &[u8], _flags: u32) -> Result<Option<Vec<u8>>, DictError> {
-        Ok(Some(self.choices[fastrand::usize(..self.choices.len())].clone()))
+        Ok(Some(
+            self.choices[fastrand::usize(..self.choices.len())].clone(),
+        ))
     }
 }
 

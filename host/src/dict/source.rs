@@ -50,8 +50,14 @@ pub fn logical_lines(content: &[u8]) -> Vec<LogicalLine> {
 
 /// Trim white space from both ends.
 pub fn trim(text: &[u8]) -> &[u8] {
-    let start = text.iter().position(|&b| !is_space(b)).unwrap_or(text.len());
-    let end = text.iter().rposition(|&b| !is_space(b)).map_or(start, |e| e + 1);
+    let start = text
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|&b| !is_space(b))
+        .map_or(start, |e| e + 1);
     &text[start..end.max(start)]
 }
 
@@ -80,8 +86,14 @@ mod tests {
         assert_eq!(lines[0].lineno, 2);
         assert_eq!(lines[0].text, b"foo  bar  baz\tqux");
         assert_eq!(lines[1].lineno, 7);
-        assert_eq!(split_key_value(&lines[1].text), Some((&b"next"[..], &b"value"[..])));
+        assert_eq!(
+            split_key_value(&lines[1].text),
+            Some((&b"next"[..], &b"value"[..]))
+        );
         assert_eq!(split_key_value(b"lonely"), None);
-        assert_eq!(split_key_value(b"k \t v w  "), Some((&b"k"[..], &b"v w"[..])));
+        assert_eq!(
+            split_key_value(b"k \t v w  "),
+            Some((&b"k"[..], &b"v w"[..]))
+        );
     }
 }

@@ -38,7 +38,10 @@ pub fn bind(service: Service, path: &Path) -> Result<BoundService> {
             std::fs::remove_file(path)
                 .with_context(|| format!("remove stale socket {}", path.display()))?;
         } else {
-            anyhow::bail!("{} exists and is not a socket; remove it or choose another path", path.display());
+            anyhow::bail!(
+                "{} exists and is not a socket; remove it or choose another path",
+                path.display()
+            );
         }
     }
     let listener = UnixListener::bind(path)
@@ -63,7 +66,11 @@ pub async fn run(
     let active = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
     let mut served = 0usize;
-    tracing::info!("{} listening on {}", bound.service.name(), bound.path.display());
+    tracing::info!(
+        "{} listening on {}",
+        bound.service.name(),
+        bound.path.display()
+    );
     loop {
         tokio::select! {
             accepted = bound.listener.accept() => match accepted {

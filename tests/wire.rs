@@ -266,7 +266,7 @@ fn denials_and_malformed_requests_get_exact_replies_and_the_server_keeps_serving
     // Oversized key (max_string = 1024): BAD, and the connection stays usable.
     let huge = "k".repeat(100_000);
     assert_eq!(ask(&mut s, &lookup(&virt, &huge)), b"status\x003\x00\x00");
-    let many: Vec<(&str, &[u8])> = std::iter::repeat(("x", &b"y"[..])).take(500).collect();
+    let many: Vec<(&str, &[u8])> = std::iter::repeat_n(("x", &b"y"[..]), 500).collect();
     assert_eq!(ask(&mut s, &frame(&many)), b"status\x003\x00\x00");
     assert_eq!(
         ask(&mut s, &lookup(&virt, "second")),

@@ -8,7 +8,10 @@ use common::Server;
 use std::process::Command;
 
 fn proxymapd(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_proxymapd")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -29,11 +32,23 @@ fn check_opens_every_approved_table_and_reports_problems() {
     let out = proxymapd(&["check", "--config", &config.to_string_lossy()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("ok: proxymap: texthash:{d}/good")), "{text}");
-    assert!(text.contains(&format!("{d}/dup, line 2: duplicate entry")), "{text}");
-    assert!(text.contains("unsupported dictionary type: nosuchtype"), "{text}");
+    assert!(
+        text.contains(&format!("ok: proxymap: texthash:{d}/good")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{d}/dup, line 2: duplicate entry")),
+        "{text}"
+    );
+    assert!(
+        text.contains("unsupported dictionary type: nosuchtype"),
+        "{text}"
+    );
     assert!(text.contains("(created on first update)"), "{text}");
-    assert!(text.contains("4 approved tables, 2 with problems"), "{text}");
+    assert!(
+        text.contains("4 approved tables, 2 with problems"),
+        "{text}"
+    );
     std::fs::write(
         &config,
         format!("queue_directory = \"{d}/q\"\nproxy_read_maps = \"proxy:texthash:{d}/good\"\n"),
@@ -48,7 +63,11 @@ fn demo_serves_the_examples_and_shows_a_lookup() {
     let dir = tempfile::tempdir().unwrap();
     let out = proxymapd(&["demo", "--once", "--dir", &dir.path().to_string_lossy()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("-> admin@example.net"), "{text}");
 }
 
@@ -58,10 +77,22 @@ fn query_prints_values_and_exit_codes_like_postmap() {
     let config = srv.path("proxymapd.toml");
     let config = config.to_string_lossy();
     let out = proxymapd(&["query", "--config", &config, "proxy:inline:{a=b, c=d}", "A"]);
-    assert_eq!((out.status.code(), String::from_utf8_lossy(&out.stdout).as_ref()), (Some(0), "b\n"));
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "b\n")
+    );
     let out = proxymapd(&["query", "--config", &config, "inline:{a=b, c=d}", "zz"]);
     assert_eq!(out.status.code(), Some(1));
-    let out = proxymapd(&["query", "--config", &config, "--sequence", "inline:{a=b, c=d}"]);
+    let out = proxymapd(&[
+        "query",
+        "--config",
+        &config,
+        "--sequence",
+        "inline:{a=b, c=d}",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a\tb\nc\td\n");
     let out = proxymapd(&["query", "--config", &config, "static:denied", "k"]);
     assert_eq!(out.status.code(), Some(2));

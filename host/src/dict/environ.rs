@@ -1,6 +1,6 @@
 //! environ:name: looks keys up in the server's own process environment.
 
-use super::{fold::fold, Dict, DictError, OpenError, OpenRequest};
+use super::{fold::fold_fixed, Dict, DictError, OpenError, OpenRequest};
 use crate::flags;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -17,11 +17,7 @@ impl Dict for EnvironDict {
     }
 
     fn lookup(&self, key: &[u8], req_flags: u32) -> Result<Option<Vec<u8>>, DictError> {
-        let key = if req_flags & flags::FOLD_FIX != 0 {
-            fold(key, self.utf8)
-        } else {
-            key.into()
-        };
+        let key = fold_fixed(key, req_flags, self.utf8);
         if key.is_empty() || key.contains(&b'=') || key.contains(&0) {
             return Ok(None);
         }

@@ -23,6 +23,15 @@ pub fn fold(key: &[u8], utf8: bool) -> Cow<'_, [u8]> {
     }
 }
 
+/// Fold `key` for a fixed-string table when the request carries FOLD_FIX.
+pub fn fold_fixed(key: &[u8], request_flags: u32, utf8: bool) -> Cow<'_, [u8]> {
+    if request_flags & crate::flags::FOLD_FIX != 0 {
+        fold(key, utf8)
+    } else {
+        Cow::Borrowed(key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

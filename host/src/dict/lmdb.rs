@@ -5,7 +5,7 @@
 //! trailing NUL (learned per table: TRY1NULL/TRY0NULL), FOLD_FIX folding.
 
 use super::lmdb_env::{Env, LmdbError};
-use super::{fold::fold, Dict, DictError, Entry, FileStamp, OpenError, OpenRequest, SeqStep};
+use super::{fold::fold_fixed, Dict, DictError, Entry, FileStamp, OpenError, OpenRequest, SeqStep};
 use crate::flags;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -77,11 +77,7 @@ impl LmdbDict {
     }
 
     fn key<'k>(&self, key: &'k [u8], req_flags: u32) -> std::borrow::Cow<'k, [u8]> {
-        if req_flags & flags::FOLD_FIX != 0 {
-            fold(key, self.utf8)
-        } else {
-            key.into()
-        }
+        fold_fixed(key, req_flags, self.utf8)
     }
 
     /// Run `op` with the environment and Postfix's file lock held.

@@ -2,7 +2,10 @@
 //! Keys are stored folded when the table was opened with FOLD_FIX; lookups
 //! fold when the request asks for it. Sequence walks entries in load order.
 
-use super::{fold::fold, Dict, DictError, Entry, FileStamp, SeqStep};
+use super::{
+    fold::{fold, fold_fixed},
+    Dict, DictError, Entry, FileStamp, SeqStep,
+};
 use crate::flags;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -110,11 +113,7 @@ impl Dict for MemoryDict {
     }
 
     fn lookup(&self, key: &[u8], req_flags: u32) -> Result<Option<Vec<u8>>, DictError> {
-        let key = if req_flags & flags::FOLD_FIX != 0 {
-            fold(key, self.utf8)
-        } else {
-            key.into()
-        };
+        let key = fold_fixed(key, req_flags, self.utf8);
         Ok(self
             .index
             .get(key.as_ref())

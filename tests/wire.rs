@@ -484,3 +484,46 @@ fn bad_configuration_stops_startup_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("main.cf does not exist"));
 }
+
+#[test]
+fn instance_flags_dialect_on_the_write_service() {
+    let srv = server();
+    let db = format!("lmdb:{}", srv.path("db").display());
+    let mut w = connect(&srv.proxywrite, true);
+    let base = |req: &'static [u8]| -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("request", req.to_vec()),
+            ("table", db.as_bytes().to_vec()),
+            ("instance_flags", FLAGS.to_vec()),
+            ("flags", FLAGS.to_vec()),
+        ]
+    };
+    let send = |w: &mut UnixStream,
+                mut pairs: Vec<(&'static str, Vec<u8>)>,
+                extra: &[(&'static str, &[u8])]| {
+        pairs.extend(extra.iter().map(|(n, v)| (*n, v.to_vec())));
+        let refs: Vec<(&str, &[u8])> = pairs.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        ask(w, &frame(&refs))
+    };
+    // lmdb: FOLD_FIX|LOCK + FIXED|MULTI_WRITER, TRY1NULL learned by the first write.
+    let flags = |n: u32| {
+        format!(
+            "status\x00{n}\x00flags\x00{}\x00",
+            16448 | 0x10 | 0x40000 | 0x8
+        )
+    };
+    let upd = send(&mut w, base(b"update"), &[("key", b"k"), ("value", b"v")]);
+    assert_eq!(upd, format!("{}\x00", flags(0)).as_bytes());
+    let seq = send(&mut w, base(b"sequence"), &[("function", b"0")]);
+    assert_eq!(
+        seq,
+        format!("{}key\x00k\x00value\x00v\x00\x00", flags(0)).as_bytes()
+    );
+    let del = send(&mut w, base(b"delete"), &[("key", b"k")]);
+    assert_eq!(del, format!("{}\x00", flags(0)).as_bytes());
+    let del = send(&mut w, base(b"delete"), &[("key", b"k")]);
+    assert_eq!(del, format!("{}\x00", flags(1)).as_bytes());
+    // Malformed 3.11+ requests get BAD in the 3.11+ shape.
+    let bad = send(&mut w, base(b"lookup"), &[]);
+    assert_eq!(bad, b"status\x003\x00flags\x000\x00value\x00\x00\x00");
+}

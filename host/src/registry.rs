@@ -8,7 +8,7 @@
 use crate::dict::{Dict, MapTypes, OpenError};
 use crate::flags;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 /// Identity of a shared table instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,7 +54,7 @@ impl OpenTable {
 pub struct Registry {
     types: Arc<MapTypes>,
     utf8: bool,
-    tables: Mutex<HashMap<TableKey, Arc<Table>>>,
+    tables: RwLock<HashMap<TableKey, Arc<Table>>>,
 }
 
 impl Registry {
@@ -64,7 +64,7 @@ impl Registry {
         Registry {
             types: Arc::new(types),
             utf8,
-            tables: Mutex::new(HashMap::new()),
+            tables: RwLock::new(HashMap::new()),
         }
     }
 
@@ -88,7 +88,7 @@ impl Registry {
             instance_flags: instance_flags & flags::INST_MASK,
         };
         let table = {
-            let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+            let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
             match tables.get(&key) {
                 Some(t) => t.clone(),
                 None => {
@@ -125,7 +125,7 @@ impl Registry {
         };
         let table = self
             .tables
-            .lock()
+            .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)?
             .clone();
@@ -198,7 +198,7 @@ impl Registry {
 
     /// Number of shared table instances (open or failed).
     pub fn len(&self) -> usize {
-        self.tables.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.tables.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// True when no table was ever requested.

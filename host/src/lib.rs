@@ -7,6 +7,7 @@
 //! settings from a Postfix configuration directory or our own TOML file.
 
 pub mod allowlist;
+pub mod bench;
 pub mod client;
 pub mod codec;
 pub mod config;

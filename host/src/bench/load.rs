@@ -1,0 +1,296 @@
+//! The load generator: C connections, each a strict request→reply loop like a
+//! Postfix client, for a duration or a request count. Keys come from a list;
+//! a given fraction of requests use keys that are not in it (misses).
+//! Latency is recorded per request in an HDR histogram; reply statuses are
+//! counted. Works against any proxymap-protocol server and any dialect.
+
+use crate::codec::attr::{encode_attr, encode_num, end_frame, Decoded};
+use crate::codec::{FrameDecoder, Limits};
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// What each iteration sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One lookup.
+    Lookup,
+    /// An open followed by a lookup (two requests).
+    OpenLookup,
+    /// One update (proxywrite).
+    Update,
+}
+
+/// How to load a server.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// The server's socket.
+    pub socket: PathBuf,
+    /// Whether the server greets (Postfix 3.6+ dialect).
+    pub greeting: bool,
+    /// Send `instance_flags` (Postfix 3.11+ dialect) with this value.
+    pub instance_flags: Option<u32>,
+    /// Number of concurrent connections.
+    pub concurrency: usize,
+    /// Stop after this long ...
+    pub duration: Option<Duration>,
+    /// ... or after this many requests in total.
+    pub requests: Option<u64>,
+    /// Table name as clients send it (e.g. `lmdb:/etc/postfix/virtual`).
+    pub table: String,
+    /// Request flags.
+    pub flags: u32,
+    /// Keys present in the table.
+    pub keys: Arc<Vec<Vec<u8>>>,
+    /// Fraction of requests that use a key not in the table.
+    pub miss_ratio: f64,
+    /// What to send.
+    pub mode: Mode,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Requests answered.
+    pub requests: u64,
+    /// Wall-clock time of the timed phase.
+    pub elapsed: Duration,
+    /// Per-request latency in nanoseconds.
+    pub latency: Histogram<u64>,
+    /// Replies by status code.
+    pub statuses: BTreeMap<u32, u64>,
+    /// Transport or protocol failures (connection lost, unparsable reply).
+    pub failures: u64,
+}
+
+impl LoadReport {
+    /// Requests per second.
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Latency at quantile `q` (0..=1) in microseconds.
+    pub fn micros(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Replies with statuses other than OK and NOKEY, plus failures.
+    pub fn errors(&self) -> u64 {
+        self.failures
+            + self
+                .statuses
+                .iter()
+                .filter(|(s, _)| **s > 1)
+                .map(|(_, n)| n)
+                .sum::<u64>()
+    }
+}
+
+/// One protocol connection used by the load generator.
+pub struct Conn {
+    stream: UnixStream,
+    decoder: FrameDecoder,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    out: Vec<u8>,
+    instance_flags: Option<u32>,
+}
+
+impl Conn {
+    /// Connect and read the greeting when one is expected.
+    pub fn open(socket: &std::path::Path, greeting: bool, instance_flags: Option<u32>) -> Result<Conn> {
+        let stream = UnixStream::connect(socket).with_context(|| format!("connect {}", socket.display()))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut conn = Conn {
+            stream,
+            decoder: FrameDecoder::new(Limits {
+                max_string: 1 << 20,
+                max_attrs: 16,
+            }),
+            buf: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(512),
+            instance_flags,
+        };
+        if greeting {
+            let attrs = conn.read_frame()?;
+            if attrs.first().map(|a| a.0.as_slice()) != Some(b"protocol") {
+                bail!("no proxymap greeting from {}", socket.display());
+            }
+        }
+        Ok(conn)
+    }
+
+    fn read_frame(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        loop {
+            if self.start < self.end {
+                let (used, out) = self.decoder.feed(&self.buf[self.start..self.end]);
+                self.start += used;
+                match out {
+                    Some(Decoded::Frame(attrs)) => return Ok(attrs.into_iter().map(|a| (a.name, a.value)).collect()),
+                    Some(Decoded::Malformed(e)) => bail!("malformed reply: {e}"),
+                    None => {}
+                }
+            }
+            self.start = 0;
+            self.end = self.stream.read(&mut self.buf)?;
+            if self.end == 0 {
+                bail!("server closed the connection");
+            }
+        }
+    }
+
+    /// Send one request and return (status, value, key) of the reply.
+    pub fn call(&mut self, request: &str, table: &str, flags: u32, fields: &[(&str, &[u8])]) -> Result<(u32, Vec<u8>, Vec<u8>)> {
+        self.out.clear();
+        encode_attr(&mut self.out, "request", request.as_bytes());
+        encode_attr(&mut self.out, "table", table.as_bytes());
+        if let Some(inst) = self.instance_flags {
+            encode_num(&mut self.out, "instance_flags", inst);
+        }
+        if request != "open" || self.instance_flags.is_none() {
+            encode_num(&mut self.out, "flags", flags);
+        }
+        for (n, v) in fields {
+            encode_attr(&mut self.out, n, v);
+        }
+        end_frame(&mut self.out);
+        self.stream.write_all(&self.out)?;
+        let attrs = self.read_frame()?;
+        let mut status = None;
+        let (mut value, mut key) = (Vec::new(), Vec::new());
+        for (n, v) in attrs {
+            match n.as_slice() {
+                b"status" => status = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()),
+                b"value" => value = v,
+                b"key" => key = v,
+                _ => {}
+            }
+        }
+        Ok((status.context("reply without status")?, value, key))
+    }
+}
+
+/// A key for request number `n` of a worker.
+fn pick<'k>(rng: &mut fastrand::Rng, keys: &'k [Vec<u8>], miss_ratio: f64, miss: &'k mut Vec<u8>) -> &'k [u8] {
+    let key = &keys[rng.usize(..keys.len())];
+    if miss_ratio > 0.0 && rng.f64() < miss_ratio {
+        miss.clear();
+        miss.extend_from_slice(key);
+        miss.extend_from_slice(b".miss");
+        miss
+    } else {
+        key
+    }
+}
+
+struct WorkerResult {
+    requests: u64,
+    latency: Histogram<u64>,
+    statuses: BTreeMap<u32, u64>,
+    failures: u64,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Run the load described by `spec`.
+pub fn run(spec: &LoadSpec) -> Result<LoadReport> {
+    if spec.keys.is_empty() {
+        bail!("no keys to look up");
+    }
+    if spec.duration.is_none() && spec.requests.is_none() {
+        bail!("give a duration or a request count");
+    }
+    // Connect everything first, so connection setup is not timed.
+    let mut conns = Vec::with_capacity(spec.concurrency);
+    for _ in 0..spec.concurrency.max(1) {
+        conns.push(Conn::open(&spec.socket, spec.greeting, spec.instance_flags)?);
+    }
+    let budget = Arc::new(AtomicI64::new(spec.requests.map_or(i64::MAX, |n| n as i64)));
+    let barrier = Arc::new(Barrier::new(conns.len() + 1));
+    let mut handles = Vec::new();
+    for (i, mut conn) in conns.into_iter().enumerate() {
+        let (spec, budget, barrier) = (spec.clone(), budget.clone(), barrier.clone());
+        handles.push(std::thread::spawn(move || -> WorkerResult {
+            let mut rng = fastrand::Rng::with_seed(0x9e37_79b9 ^ i as u64);
+            let mut miss = Vec::new();
+            let mut result = WorkerResult {
+                requests: 0,
+                latency: new_histogram(),
+                statuses: BTreeMap::new(),
+                failures: 0,
+            };
+            barrier.wait();
+            let deadline = spec.duration.map(|d| Instant::now() + d);
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) || budget.fetch_sub(1, Ordering::Relaxed) <= 0 {
+                    break;
+                }
+                let key = pick(&mut rng, &spec.keys, spec.miss_ratio, &mut miss).to_vec();
+                let started = Instant::now();
+                let outcome = match spec.mode {
+                    Mode::Lookup => conn.call("lookup", &spec.table, spec.flags, &[("key", &key)]),
+                    Mode::OpenLookup => conn
+                        .call("open", &spec.table, spec.flags, &[])
+                        .and_then(|_| conn.call("lookup", &spec.table, spec.flags, &[("key", &key)])),
+                    Mode::Update => conn.call("update", &spec.table, spec.flags, &[("key", &key), ("value", b"bench-value")]),
+                };
+                let took = started.elapsed().as_nanos() as u64;
+                match outcome {
+                    Ok((status, _, _)) => {
+                        result.requests += 1;
+                        let _ = result.latency.record(took.max(1));
+                        *result.statuses.entry(status).or_default() += 1;
+                    }
+                    Err(_) => {
+                        result.failures += 1;
+                        match Conn::open(&spec.socket, spec.greeting, spec.instance_flags) {
+                            Ok(c) => conn = c,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            result
+        }));
+    }
+    barrier.wait();
+    let started = Instant::now();
+    let mut report = LoadReport {
+        requests: 0,
+        elapsed: Duration::ZERO,
+        latency: new_histogram(),
+        statuses: BTreeMap::new(),
+        failures: 0,
+    };
+    for h in handles {
+        let r = h.join().map_err(|_| anyhow::anyhow!("load worker panicked"))?;
+        report.requests += r.requests;
+        report.failures += r.failures;
+        report.latency.add(&r.latency).expect("same histogram bounds");
+        for (s, n) in r.statuses {
+            *report.statuses.entry(s).or_default() += n;
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Look every key up once, in order, on one connection: the answers to
+/// compare between servers.
+pub fn answers(socket: &std::path::Path, greeting: bool, table: &str, flags: u32, keys: &[Vec<u8>]) -> Result<Vec<(u32, Vec<u8>)>> {
+    let mut conn = Conn::open(socket, greeting, None)?;
+    keys.iter()
+        .map(|k| conn.call("lookup", table, flags, &[("key", k)]).map(|(s, v, _)| (s, v)))
+        .collect()
+}

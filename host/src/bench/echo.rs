@@ -49,7 +49,8 @@ async fn serve(mut stream: UnixStream, greeting: Greeting) {
 /// Serve `socket` forever (until the process is killed).
 pub async fn run(socket: &Path, greeting: Greeting) -> Result<()> {
     let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket).with_context(|| format!("bind {}", socket.display()))?;
+    let listener =
+        UnixListener::bind(socket).with_context(|| format!("bind {}", socket.display()))?;
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(serve(stream, greeting));

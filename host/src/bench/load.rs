@@ -105,8 +105,13 @@ pub struct Conn {
 
 impl Conn {
     /// Connect and read the greeting when one is expected.
-    pub fn open(socket: &std::path::Path, greeting: bool, instance_flags: Option<u32>) -> Result<Conn> {
-        let stream = UnixStream::connect(socket).with_context(|| format!("connect {}", socket.display()))?;
+    pub fn open(
+        socket: &std::path::Path,
+        greeting: bool,
+        instance_flags: Option<u32>,
+    ) -> Result<Conn> {
+        let stream =
+            UnixStream::connect(socket).with_context(|| format!("connect {}", socket.display()))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut conn = Conn {
             stream,
@@ -135,7 +140,9 @@ impl Conn {
                 let (used, out) = self.decoder.feed(&self.buf[self.start..self.end]);
                 self.start += used;
                 match out {
-                    Some(Decoded::Frame(attrs)) => return Ok(attrs.into_iter().map(|a| (a.name, a.value)).collect()),
+                    Some(Decoded::Frame(attrs)) => {
+                        return Ok(attrs.into_iter().map(|a| (a.name, a.value)).collect())
+                    }
                     Some(Decoded::Malformed(e)) => bail!("malformed reply: {e}"),
                     None => {}
                 }
@@ -149,7 +156,13 @@ impl Conn {
     }
 
     /// Send one request and return (status, value, key) of the reply.
-    pub fn call(&mut self, request: &str, table: &str, flags: u32, fields: &[(&str, &[u8])]) -> Result<(u32, Vec<u8>, Vec<u8>)> {
+    pub fn call(
+        &mut self,
+        request: &str,
+        table: &str,
+        flags: u32,
+        fields: &[(&str, &[u8])],
+    ) -> Result<(u32, Vec<u8>, Vec<u8>)> {
         self.out.clear();
         encode_attr(&mut self.out, "request", request.as_bytes());
         encode_attr(&mut self.out, "table", table.as_bytes());
@@ -180,7 +193,12 @@ impl Conn {
 }
 
 /// A key for request number `n` of a worker.
-fn pick<'k>(rng: &mut fastrand::Rng, keys: &'k [Vec<u8>], miss_ratio: f64, miss: &'k mut Vec<u8>) -> &'k [u8] {
+fn pick<'k>(
+    rng: &mut fastrand::Rng,
+    keys: &'k [Vec<u8>],
+    miss_ratio: f64,
+    miss: &'k mut Vec<u8>,
+) -> &'k [u8] {
     let key = &keys[rng.usize(..keys.len())];
     if miss_ratio > 0.0 && rng.f64() < miss_ratio {
         miss.clear();
@@ -193,6 +211,8 @@ fn pick<'k>(rng: &mut fastrand::Rng, keys: &'k [Vec<u8>], miss_ratio: f64, miss:
 }
 
 struct WorkerResult {
+    /// Kept open until the caller has sampled the server.
+    conn: Option<Conn>,
     requests: u64,
     latency: Histogram<u64>,
     statuses: BTreeMap<u32, u64>,
@@ -205,6 +225,13 @@ fn new_histogram() -> Histogram<u64> {
 
 /// Run the load described by `spec`.
 pub fn run(spec: &LoadSpec) -> Result<LoadReport> {
+    run_sampled(spec, || ()).map(|(report, _, _)| report)
+}
+
+/// Run the load and call `sample` just before the timed phase starts and
+/// again when it ends, while every connection is still open (Postfix's
+/// proxymap processes may exit as soon as their clients leave).
+pub fn run_sampled<S>(spec: &LoadSpec, sample: impl Fn() -> S) -> Result<(LoadReport, S, S)> {
     if spec.keys.is_empty() {
         bail!("no keys to look up");
     }
@@ -214,7 +241,11 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport> {
     // Connect everything first, so connection setup is not timed.
     let mut conns = Vec::with_capacity(spec.concurrency);
     for _ in 0..spec.concurrency.max(1) {
-        conns.push(Conn::open(&spec.socket, spec.greeting, spec.instance_flags)?);
+        conns.push(Conn::open(
+            &spec.socket,
+            spec.greeting,
+            spec.instance_flags,
+        )?);
     }
     let budget = Arc::new(AtomicI64::new(spec.requests.map_or(i64::MAX, |n| n as i64)));
     let barrier = Arc::new(Barrier::new(conns.len() + 1));
@@ -225,6 +256,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport> {
             let mut rng = fastrand::Rng::with_seed(0x9e37_79b9 ^ i as u64);
             let mut miss = Vec::new();
             let mut result = WorkerResult {
+                conn: None,
                 requests: 0,
                 latency: new_histogram(),
                 statuses: BTreeMap::new(),
@@ -233,17 +265,27 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport> {
             barrier.wait();
             let deadline = spec.duration.map(|d| Instant::now() + d);
             loop {
-                if deadline.is_some_and(|d| Instant::now() >= d) || budget.fetch_sub(1, Ordering::Relaxed) <= 0 {
+                if deadline.is_some_and(|d| Instant::now() >= d)
+                    || budget.fetch_sub(1, Ordering::Relaxed) <= 0
+                {
                     break;
                 }
                 let key = pick(&mut rng, &spec.keys, spec.miss_ratio, &mut miss).to_vec();
                 let started = Instant::now();
                 let outcome = match spec.mode {
                     Mode::Lookup => conn.call("lookup", &spec.table, spec.flags, &[("key", &key)]),
-                    Mode::OpenLookup => conn
-                        .call("open", &spec.table, spec.flags, &[])
-                        .and_then(|_| conn.call("lookup", &spec.table, spec.flags, &[("key", &key)])),
-                    Mode::Update => conn.call("update", &spec.table, spec.flags, &[("key", &key), ("value", b"bench-value")]),
+                    Mode::OpenLookup => {
+                        conn.call("open", &spec.table, spec.flags, &[])
+                            .and_then(|_| {
+                                conn.call("lookup", &spec.table, spec.flags, &[("key", &key)])
+                            })
+                    }
+                    Mode::Update => conn.call(
+                        "update",
+                        &spec.table,
+                        spec.flags,
+                        &[("key", &key), ("value", b"bench-value")],
+                    ),
                 };
                 let took = started.elapsed().as_nanos() as u64;
                 match outcome {
@@ -261,9 +303,11 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport> {
                     }
                 }
             }
+            result.conn = Some(conn);
             result
         }));
     }
+    let before = sample();
     barrier.wait();
     let started = Instant::now();
     let mut report = LoadReport {
@@ -273,24 +317,42 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport> {
         statuses: BTreeMap::new(),
         failures: 0,
     };
+    let mut open = Vec::new();
     for h in handles {
-        let r = h.join().map_err(|_| anyhow::anyhow!("load worker panicked"))?;
+        let r = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("load worker panicked"))?;
+        open.push(r.conn);
         report.requests += r.requests;
         report.failures += r.failures;
-        report.latency.add(&r.latency).expect("same histogram bounds");
+        report
+            .latency
+            .add(&r.latency)
+            .expect("same histogram bounds");
         for (s, n) in r.statuses {
             *report.statuses.entry(s).or_default() += n;
         }
     }
     report.elapsed = started.elapsed();
-    Ok(report)
+    let after = sample();
+    drop(open);
+    Ok((report, before, after))
 }
 
 /// Look every key up once, in order, on one connection: the answers to
 /// compare between servers.
-pub fn answers(socket: &std::path::Path, greeting: bool, table: &str, flags: u32, keys: &[Vec<u8>]) -> Result<Vec<(u32, Vec<u8>)>> {
+pub fn answers(
+    socket: &std::path::Path,
+    greeting: bool,
+    table: &str,
+    flags: u32,
+    keys: &[Vec<u8>],
+) -> Result<Vec<(u32, Vec<u8>)>> {
     let mut conn = Conn::open(socket, greeting, None)?;
     keys.iter()
-        .map(|k| conn.call("lookup", table, flags, &[("key", k)]).map(|(s, v, _)| (s, v)))
+        .map(|k| {
+            conn.call("lookup", table, flags, &[("key", k)])
+                .map(|(s, v, _)| (s, v))
+        })
         .collect()
 }

@@ -5,5 +5,8 @@
 //! echo-server` and the side-by-side harness in `bench/`.
 
 pub mod echo;
+pub mod harness;
 pub mod load;
+pub mod postfix;
 pub mod procstat;
+pub mod report;

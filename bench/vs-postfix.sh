@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: proxymapd against Postfix's own proxymap on this
+# machine. Installs Postfix and friends when missing, builds proxymapd in
+# release mode, starts a private Postfix instance (own config, queue and data
+# directories; master running proxymap with stock process limits) and
+# proxymapd on identical 100,000-entry texthash and lmdb tables, runs the same
+# load against each (alternating) for C = 1, 8, 32, 128, and writes
+# docs/benchmarks.md and docs/benchmarks.svg. Extra arguments go to
+# `proxymapd vs-postfix` (e.g. --duration 2 --repetitions 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/install-deps.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/proxymapd/target}"
+cargo build --release --locked -p proxymapd
+"$CARGO_TARGET_DIR/release/proxymapd" vs-postfix --out docs "$@"

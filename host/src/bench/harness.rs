@@ -1,0 +1,327 @@
+//! The side-by-side harness: builds identical tables for a private Postfix
+//! instance and for proxymapd, starts both (and the echo server), then runs
+//! the same load against each, alternating Postfix and proxymapd so machine
+//! drift cancels, for several concurrency levels. A smoke mode only checks
+//! that both servers give identical answers and no errors.
+
+use super::load::{self, LoadSpec, Mode};
+use super::postfix::PrivatePostfix;
+use super::procstat::{self, Target};
+use super::report::Row;
+use crate::flags;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Scratch directory (tables, instances, sockets).
+    pub workdir: PathBuf,
+    /// The proxymapd binary to benchmark.
+    pub proxymapd: PathBuf,
+    /// Seconds per timed run.
+    pub duration: Duration,
+    /// Concurrency levels.
+    pub concurrency: Vec<usize>,
+    /// Repetitions of each (server, table, C), alternating servers.
+    pub repetitions: usize,
+    /// Entries per table.
+    pub entries: usize,
+    /// Fraction of lookups that miss.
+    pub miss_ratio: f64,
+    /// Only check answers and errors with a few hundred requests.
+    pub smoke: bool,
+}
+
+/// The table types measured, as (label, map type).
+pub const TABLES: [(&str, &str); 2] = [("texthash", "texthash"), ("lmdb", "lmdb")];
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_socket(path: &Path) -> Result<()> {
+    let started = Instant::now();
+    while std::os::unix::net::UnixStream::connect(path).is_err() {
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!("{} never appeared", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Write the source table and the key list; returns the keys.
+fn write_tables(dir: &Path, entries: usize) -> Result<Vec<Vec<u8>>> {
+    std::fs::create_dir_all(dir)?;
+    let mut source = String::with_capacity(entries * 48);
+    let mut keys = Vec::with_capacity(entries);
+    for i in 0..entries {
+        let key = format!("user{i}@example{}.com", i % 97);
+        source.push_str(&format!("{key} mailbox-{i}@dest{}.example.net\n", i % 13));
+        keys.push(key.into_bytes());
+    }
+    std::fs::write(dir.join("virtual"), source)?;
+    Ok(keys)
+}
+
+fn postmap(config: &Path, table: &str) -> Result<()> {
+    let out = Command::new("postmap")
+        .arg("-c")
+        .arg(config)
+        .arg(table)
+        .output()
+        .context("run postmap")?;
+    if !out.status.success() {
+        bail!("postmap {table}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// The servers under test, started.
+pub struct Servers {
+    postfix: PrivatePostfix,
+    ours: ChildGuard,
+    ours_socket: PathBuf,
+    echo: ChildGuard,
+    echo_socket: PathBuf,
+    /// Keys present in the tables.
+    pub keys: Arc<Vec<Vec<u8>>>,
+    tables_dir: PathBuf,
+}
+
+impl Servers {
+    /// Build tables and start Postfix, proxymapd and the echo server.
+    pub fn start(opts: &Options) -> Result<Servers> {
+        let work = &opts.workdir;
+        std::fs::create_dir_all(work)?;
+        let work = work.canonicalize()?;
+        let tables_dir = work.join("tables");
+        let keys = write_tables(&tables_dir, opts.entries)?;
+        let virt = tables_dir.join("virtual");
+        let maps: Vec<String> = TABLES
+            .iter()
+            .map(|(_, t)| format!("proxy:{t}:{}", virt.display()))
+            .collect();
+        let maps = maps.join(" ");
+        let postfix = PrivatePostfix::start(&work.join("postfix"), &maps, "")?;
+        postmap(&postfix.config, &format!("lmdb:{}", virt.display()))?;
+        let ours_etc = work.join("proxymapd/etc");
+        std::fs::create_dir_all(&ours_etc)?;
+        let ours_queue = work.join("proxymapd/queue");
+        std::fs::write(
+            ours_etc.join("main.cf"),
+            format!(
+                "queue_directory = {}\ncompatibility_level = 3.6\nproxy_read_maps = {maps}\n",
+                ours_queue.display()
+            ),
+        )?;
+        let log = std::fs::File::create(work.join("proxymapd.log"))?;
+        let ours = ChildGuard(
+            Command::new(&opts.proxymapd)
+                .args(["serve", "--postfix-config"])
+                .arg(&ours_etc)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("start proxymapd")?,
+        );
+        let ours_socket = ours_queue.join("private/proxymap");
+        wait_socket(&ours_socket)?;
+        let echo_socket = work.join("echo.sock");
+        let echo = ChildGuard(
+            Command::new(&opts.proxymapd)
+                .args(["echo-server", "--socket"])
+                .arg(&echo_socket)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("start echo server")?,
+        );
+        wait_socket(&echo_socket)?;
+        Ok(Servers {
+            postfix,
+            ours,
+            ours_socket,
+            echo,
+            echo_socket,
+            keys: Arc::new(keys),
+            tables_dir,
+        })
+    }
+
+    fn table(&self, map_type: &str) -> String {
+        format!("{map_type}:{}", self.tables_dir.join("virtual").display())
+    }
+
+    fn endpoint(&self, server: &str) -> (PathBuf, Target) {
+        match server {
+            "postfix" => (self.postfix.socket(), Target::Comm("proxymap".into())),
+            "proxymapd" => (
+                self.ours_socket.clone(),
+                Target::Pids(vec![self.ours.0.id()]),
+            ),
+            _ => (
+                self.echo_socket.clone(),
+                Target::Pids(vec![self.echo.0.id()]),
+            ),
+        }
+    }
+
+    fn spec(&self, server: &str, map_type: &str, c: usize, opts: &Options) -> LoadSpec {
+        LoadSpec {
+            socket: self.endpoint(server).0,
+            greeting: true,
+            instance_flags: None,
+            concurrency: c,
+            duration: Some(opts.duration),
+            requests: None,
+            table: self.table(map_type),
+            flags: flags::LOCK | flags::FOLD_FIX,
+            keys: self.keys.clone(),
+            miss_ratio: opts.miss_ratio,
+            mode: Mode::Lookup,
+        }
+    }
+
+    /// One timed run, with the server's CPU time and memory.
+    pub fn measure(
+        &self,
+        server: &str,
+        label: &str,
+        map_type: &str,
+        c: usize,
+        opts: &Options,
+    ) -> Result<Row> {
+        let spec = self.spec(server, map_type, c, opts);
+        // Warm up: Postfix starts processes on demand, tables load on first use.
+        load::run(&LoadSpec {
+            duration: Some(Duration::from_millis(300)),
+            ..spec.clone()
+        })?;
+        let target = self.endpoint(server).1;
+        let (report, before, after) = load::run_sampled(&spec, || procstat::sample(&target))?;
+        let cpu = procstat::cpu_seconds(&before, &after);
+        Ok(Row {
+            server: server.to_string(),
+            table: label.to_string(),
+            concurrency: c,
+            rps: report.rate(),
+            p50_us: report.micros(0.5),
+            p99_us: report.micros(0.99),
+            p999_us: report.micros(0.999),
+            cpu_us_per_request: cpu * 1e6 / report.requests.max(1) as f64,
+            peak_rss_mib: after.peak_rss_kib as f64 / 1024.0,
+            errors: report.errors(),
+            requests: report.requests,
+        })
+    }
+
+    /// Smoke check: identical answers from both servers for hits and misses,
+    /// and a few hundred requests each without errors.
+    pub fn smoke(&self) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        let mut probe: Vec<Vec<u8>> = self
+            .keys
+            .iter()
+            .step_by((self.keys.len() / 200).max(1))
+            .cloned()
+            .collect();
+        probe.extend((0..50).map(|i| format!("nobody{i}@nowhere.example").into_bytes()));
+        probe.extend(self.keys.iter().take(50).map(|k| k.to_ascii_uppercase()));
+        for (label, map_type) in TABLES {
+            let table = self.table(map_type);
+            let flags = flags::LOCK | flags::FOLD_FIX;
+            let theirs = load::answers(&self.postfix.socket(), true, &table, flags, &probe)?;
+            let ours = load::answers(&self.ours_socket, true, &table, flags, &probe)?;
+            if theirs != ours {
+                let first = theirs
+                    .iter()
+                    .zip(&ours)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0);
+                bail!(
+                    "{label}: answers differ for key {:?}: postfix {:?}, proxymapd {:?}",
+                    String::from_utf8_lossy(&probe[first]),
+                    theirs.get(first),
+                    ours.get(first)
+                );
+            }
+            let hits = ours.iter().filter(|(s, _)| *s == 0).count();
+            for server in ["postfix", "proxymapd"] {
+                let spec = LoadSpec {
+                    duration: None,
+                    requests: Some(400),
+                    ..self.spec(
+                        server,
+                        map_type,
+                        8,
+                        &Options {
+                            miss_ratio: 0.1,
+                            ..smoke_defaults()
+                        },
+                    )
+                };
+                let report = load::run(&spec)?;
+                if report.errors() != 0 || report.requests != 400 {
+                    bail!(
+                        "{server} {label}: {} errors in {} requests",
+                        report.errors(),
+                        report.requests
+                    );
+                }
+            }
+            lines.push(format!(
+                "{label}: {} probes identical ({hits} hits); 400 requests each at C=8, 0 errors",
+                probe.len()
+            ));
+        }
+        Ok(lines)
+    }
+}
+
+fn smoke_defaults() -> Options {
+    Options {
+        workdir: PathBuf::new(),
+        proxymapd: PathBuf::new(),
+        duration: Duration::from_secs(1),
+        concurrency: vec![8],
+        repetitions: 1,
+        entries: 0,
+        miss_ratio: 0.1,
+        smoke: true,
+    }
+}
+
+/// Run every measurement: for each C and repetition, Postfix then proxymapd
+/// per table (order flipped on odd repetitions), then the echo ceiling.
+pub fn run(opts: &Options, servers: &Servers, mut progress: impl FnMut(&Row)) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &c in &opts.concurrency {
+        for rep in 0..opts.repetitions {
+            for (label, map_type) in TABLES {
+                let order = if rep % 2 == 0 {
+                    ["postfix", "proxymapd"]
+                } else {
+                    ["proxymapd", "postfix"]
+                };
+                for server in order {
+                    let row = servers.measure(server, label, map_type, c, opts)?;
+                    progress(&row);
+                    rows.push(row);
+                }
+            }
+            let row = servers.measure("echo", "-", "lmdb", c, opts)?;
+            progress(&row);
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,285 @@
+//! Benchmark results: rows, averaging over repetitions, the Markdown report
+//! with ratios against Postfix and the echo ceiling, and an SVG plot of
+//! req/s and p99 latency against concurrency.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One measured run (or the mean of several).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `postfix`, `proxymapd` or `echo`.
+    pub server: String,
+    /// Table type label (`-` for echo).
+    pub table: String,
+    /// Concurrent connections.
+    pub concurrency: usize,
+    /// Requests per second.
+    pub rps: f64,
+    /// Median latency.
+    pub p50_us: f64,
+    /// 99th percentile latency.
+    pub p99_us: f64,
+    /// 99.9th percentile latency.
+    pub p999_us: f64,
+    /// Server CPU time per request.
+    pub cpu_us_per_request: f64,
+    /// Server peak resident memory (all its processes).
+    pub peak_rss_mib: f64,
+    /// Error replies and failures.
+    pub errors: u64,
+    /// Requests answered.
+    pub requests: u64,
+}
+
+/// Mean of the repetitions of each (server, table, C), in a stable order.
+pub fn average(rows: &[Row]) -> Vec<Row> {
+    let mut groups: BTreeMap<(usize, String, String), Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        groups
+            .entry((r.concurrency, r.table.clone(), r.server.clone()))
+            .or_default()
+            .push(r);
+    }
+    groups
+        .into_values()
+        .map(|g| {
+            let n = g.len() as f64;
+            let mean = |f: fn(&Row) -> f64| g.iter().map(|r| f(r)).sum::<f64>() / n;
+            Row {
+                server: g[0].server.clone(),
+                table: g[0].table.clone(),
+                concurrency: g[0].concurrency,
+                rps: mean(|r| r.rps),
+                p50_us: mean(|r| r.p50_us),
+                p99_us: mean(|r| r.p99_us),
+                p999_us: mean(|r| r.p999_us),
+                cpu_us_per_request: mean(|r| r.cpu_us_per_request),
+                peak_rss_mib: g.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
+                errors: g.iter().map(|r| r.errors).sum(),
+                requests: g.iter().map(|r| r.requests).sum(),
+            }
+        })
+        .collect()
+}
+
+fn find<'a>(rows: &'a [Row], server: &str, table: &str, c: usize) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.server == server && r.table == table && r.concurrency == c)
+}
+
+/// The Markdown report. `header` is prose placed under the title (date,
+/// machine, method).
+pub fn markdown(rows: &[Row], header: &str) -> String {
+    let mut md = String::from("# proxymapd vs Postfix proxymap\n\n");
+    md.push_str(header);
+    md.push_str("\n\n![req/s and p99 latency against concurrency](benchmarks.svg)\n\n## Results (mean of repetitions)\n\n");
+    md.push_str("| server | table | C | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | peak RSS MiB | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {} |",
+            r.server,
+            r.table,
+            r.concurrency,
+            r.rps,
+            r.p50_us,
+            r.p99_us,
+            r.p999_us,
+            r.cpu_us_per_request,
+            r.peak_rss_mib,
+            r.errors
+        );
+    }
+    md.push_str("\n## Ratios\n\n| table | C | req/s proxymapd ÷ Postfix | p99 proxymapd ÷ Postfix | req/s proxymapd ÷ echo | CPU/req proxymapd ÷ Postfix |\n|---|---:|---:|---:|---:|---:|\n");
+    let mut cs: Vec<usize> = rows.iter().map(|r| r.concurrency).collect();
+    cs.sort_unstable();
+    cs.dedup();
+    let mut tables: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.server != "echo")
+        .map(|r| r.table.as_str())
+        .collect();
+    tables.sort_unstable();
+    tables.dedup();
+    for t in &tables {
+        for &c in &cs {
+            let (Some(ours), Some(pf), Some(echo)) = (
+                find(rows, "proxymapd", t, c),
+                find(rows, "postfix", t, c),
+                find(rows, "echo", "-", c),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(
+                md,
+                "| {t} | {c} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                ours.rps / pf.rps,
+                ours.p99_us / pf.p99_us,
+                ours.rps / echo.rps,
+                ours.cpu_us_per_request / pf.cpu_us_per_request
+            );
+        }
+    }
+    md
+}
+
+/// Headline sentence: the ratios at one concurrency level.
+pub fn headline(rows: &[Row], c: usize) -> String {
+    let mut parts = Vec::new();
+    for t in ["texthash", "lmdb"] {
+        if let (Some(ours), Some(pf), Some(echo)) = (
+            find(rows, "proxymapd", t, c),
+            find(rows, "postfix", t, c),
+            find(rows, "echo", "-", c),
+        ) {
+            parts.push(format!(
+                "{t}: {:.2}× Postfix req/s, p99 {:.2}× Postfix, {:.2}× the echo ceiling",
+                ours.rps / pf.rps,
+                ours.p99_us / pf.p99_us,
+                ours.rps / echo.rps
+            ));
+        }
+    }
+    format!("At C = {c}: {}.", parts.join("; "))
+}
+
+const COLORS: [(&str, &str, &str); 5] = [
+    ("postfix", "texthash", "#d62728"),
+    ("postfix", "lmdb", "#ff7f0e"),
+    ("proxymapd", "texthash", "#1f77b4"),
+    ("proxymapd", "lmdb", "#17becf"),
+    ("echo", "-", "#7f7f7f"),
+];
+
+fn panel(svg: &mut String, rows: &[Row], x0: f64, title: &str, value: fn(&Row) -> f64) {
+    let (w, h, left, top) = (420.0, 300.0, 60.0, 40.0);
+    let mut cs: Vec<usize> = rows.iter().map(|r| r.concurrency).collect();
+    cs.sort_unstable();
+    cs.dedup();
+    let max = rows.iter().map(value).fold(0.0, f64::max).max(1.0) * 1.1;
+    let xpos = |c: usize| {
+        let i = cs.iter().position(|&v| v == c).unwrap_or(0) as f64;
+        x0 + left + i * (w - left - 20.0) / (cs.len().max(2) - 1) as f64
+    };
+    let ypos = |v: f64| top + (h - top - 40.0) * (1.0 - v / max);
+    let _ = write!(
+        svg,
+        r#"<text x="{}" y="24" font-size="14" font-weight="bold">{title}</text>"#,
+        x0 + left
+    );
+    let _ = write!(
+        svg,
+        r#"<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="black"/><line x1="{0}" y1="{2}" x2="{3}" y2="{2}" stroke="black"/>"#,
+        x0 + left,
+        top,
+        h - 40.0,
+        x0 + w - 10.0
+    );
+    for i in 0..=4 {
+        let v = max * i as f64 / 4.0;
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" font-size="10" text-anchor="end">{:.0}</text>"#,
+            x0 + left - 4.0,
+            ypos(v) + 3.0,
+            v
+        );
+    }
+    for &c in &cs {
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">C={c}</text>"#,
+            xpos(c),
+            h - 25.0
+        );
+    }
+    for (server, table, color) in COLORS {
+        let mut pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.server == server && r.table == table)
+            .map(|r| (xpos(r.concurrency), ypos(value(r))))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if pts.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        for (x, y) in pts {
+            let _ = write!(
+                svg,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{color}"/>"#
+            );
+        }
+    }
+}
+
+/// The SVG plot: req/s (left) and p99 latency (right) against C.
+pub fn svg(rows: &[Row]) -> String {
+    let mut svg = String::from(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="860" height="340" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"#,
+    );
+    panel(&mut svg, rows, 0.0, "requests/s", |r| r.rps);
+    panel(&mut svg, rows, 430.0, "p99 latency (µs)", |r| r.p99_us);
+    for (i, (server, table, color)) in COLORS.iter().enumerate() {
+        let label = if *server == "echo" {
+            "echo ceiling".to_string()
+        } else {
+            format!("{server} {table}")
+        };
+        let x = 70.0 + i as f64 * 160.0;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x}" y="318" width="12" height="12" fill="{color}"/><text x="{}" y="328" font-size="11">{label}</text>"#,
+            x + 16.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(server: &str, table: &str, c: usize, rps: f64) -> Row {
+        Row {
+            server: server.into(),
+            table: table.into(),
+            concurrency: c,
+            rps,
+            p50_us: 10.0,
+            p99_us: 100.0,
+            p999_us: 200.0,
+            cpu_us_per_request: 5.0,
+            peak_rss_mib: 3.0,
+            errors: 0,
+            requests: 10,
+        }
+    }
+
+    #[test]
+    fn averages_and_ratios() {
+        let rows = vec![
+            row("postfix", "lmdb", 32, 100.0),
+            row("postfix", "lmdb", 32, 300.0),
+            row("proxymapd", "lmdb", 32, 400.0),
+            row("echo", "-", 32, 800.0),
+        ];
+        let avg = average(&rows);
+        assert_eq!(avg.len(), 3);
+        assert_eq!(find(&avg, "postfix", "lmdb", 32).unwrap().rps, 200.0);
+        let md = markdown(&avg, "header");
+        assert!(
+            md.contains("| lmdb | 32 | 2.00 | 1.00 | 0.50 | 1.00 |"),
+            "{md}"
+        );
+        assert!(headline(&avg, 32).contains("2.00× Postfix req/s"));
+        assert!(svg(&avg).contains("<polyline"));
+    }
+}

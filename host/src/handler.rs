@@ -206,9 +206,18 @@ impl Handler {
             _ => req.flags,
         };
         let request_bits = req.flags;
-        let outcome = if kind == RequestKind::Open {
-            Outcome::status(Status::Ok)
-        } else if table.dict.may_block() {
+        let fast = match kind {
+            RequestKind::Open => Some(Outcome::status(Status::Ok)),
+            RequestKind::Lookup => table
+                .dict
+                .try_lookup(&req.key, request_flags)
+                .map(|result| lookup_outcome(&table_name, result)),
+            _ if !table.dict.may_block() => Some(run(&table, &req, request_flags)),
+            _ => None,
+        };
+        let outcome = if let Some(outcome) = fast {
+            outcome
+        } else {
             let t = table.clone();
             match tokio::task::spawn_blocking(move || run(&t, &req, request_flags)).await {
                 Ok(outcome) => outcome,
@@ -217,8 +226,6 @@ impl Handler {
                     Outcome::status(Status::Retry)
                 }
             }
-        } else {
-            run(&table, &req, request_flags)
         };
         if outcome.status == Status::Retry || outcome.status == Status::Config {
             tracing::debug!(
@@ -235,6 +242,22 @@ impl Handler {
     }
 }
 
+/// Map a lookup result to a status and value.
+fn lookup_outcome(table_name: &str, result: Result<Option<Vec<u8>>, DictError>) -> Outcome {
+    match result {
+        Ok(Some(value)) => Outcome {
+            status: Status::Ok,
+            key: Vec::new(),
+            value,
+        },
+        Ok(None) => Outcome::status(Status::NoKey),
+        Err(err) => {
+            tracing::warn!("table {table_name}: lookup failed: {err}");
+            Outcome::status(error_status(&err))
+        }
+    }
+}
+
 /// Run one table operation and map its result to a status.
 fn run(table: &OpenTable, req: &Request, request_flags: u32) -> Outcome {
     let dict = &table.dict;
@@ -245,15 +268,7 @@ fn run(table: &OpenTable, req: &Request, request_flags: u32) -> Outcome {
     };
     match req.kind {
         RequestKind::Open => Outcome::status(Status::Ok),
-        RequestKind::Lookup => match dict.lookup(&req.key, request_flags) {
-            Ok(Some(value)) => Outcome {
-                status: Status::Ok,
-                key: Vec::new(),
-                value,
-            },
-            Ok(None) => Outcome::status(Status::NoKey),
-            Err(err) => fail(err),
-        },
+        RequestKind::Lookup => lookup_outcome(table_name, dict.lookup(&req.key, request_flags)),
         RequestKind::Update => match dict.update(&req.key, &req.value, request_flags) {
             Ok(()) => Outcome::status(Status::Ok),
             Err(err) => fail(err),

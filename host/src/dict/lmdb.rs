@@ -34,34 +34,42 @@ impl FileLock {
         if !wanted {
             return Ok(FileLock(None));
         }
-        set_lock(
-            fd,
-            if exclusive {
-                libc::F_WRLCK
-            } else {
-                libc::F_RDLCK
-            },
-        )?;
+        let kind = if exclusive { libc::F_WRLCK } else { libc::F_RDLCK };
+        set_lock(fd, kind, true)?;
         Ok(FileLock(Some(fd)))
+    }
+
+    /// A shared lock if it is free right now; `Ok(None)` when another
+    /// process holds the file exclusively.
+    fn try_shared(fd: i32, wanted: bool) -> Result<Option<FileLock>, std::io::Error> {
+        if !wanted {
+            return Ok(Some(FileLock(None)));
+        }
+        match set_lock(fd, libc::F_RDLCK, false) {
+            Ok(()) => Ok(Some(FileLock(Some(fd)))),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
         if let Some(fd) = self.0 {
-            let _ = set_lock(fd, libc::F_UNLCK);
+            let _ = set_lock(fd, libc::F_UNLCK, false);
         }
     }
 }
 
-fn set_lock(fd: i32, kind: i32) -> Result<(), std::io::Error> {
+fn set_lock(fd: i32, kind: i32, wait: bool) -> Result<(), std::io::Error> {
     // SAFETY: flock is plain data; zeroed is a valid whole-file lock request.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     loop {
+        let cmd = if wait { libc::F_SETLKW } else { libc::F_SETLK };
         // SAFETY: fd is the open table file; fl is valid for the call.
-        if unsafe { libc::fcntl(fd, libc::F_SETLKW, &fl) } == 0 {
+        if unsafe { libc::fcntl(fd, cmd, &fl) } == 0 {
             return Ok(());
         }
         let err = std::io::Error::last_os_error();
@@ -108,6 +116,26 @@ fn strip_nul(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
+impl LmdbDict {
+    /// Look a (folded) key up with Postfix's trailing-NUL learning.
+    fn get(&self, env: &Env, key: &[u8]) -> Result<Option<Vec<u8>>, LmdbError> {
+        let nul = self.nul_flags.load(Ordering::Relaxed);
+        if nul & flags::TRY1NULL != 0 {
+            if let Some(v) = env.get(&with_nul(key))? {
+                self.nul_flags.fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
+                return Ok(Some(strip_nul(v)));
+            }
+        }
+        if nul & flags::TRY0NULL != 0 {
+            if let Some(v) = env.get(key)? {
+                self.nul_flags.fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl Dict for LmdbDict {
     fn flags(&self) -> u32 {
         flags::FIXED | flags::MULTI_WRITER | self.nul_flags.load(Ordering::Relaxed)
@@ -115,24 +143,24 @@ impl Dict for LmdbDict {
 
     fn lookup(&self, key: &[u8], req_flags: u32) -> Result<Option<Vec<u8>>, DictError> {
         let key = self.key(key, req_flags);
-        let nul = self.nul_flags.load(Ordering::Relaxed);
-        self.locked(false, req_flags, |env| {
-            if nul & flags::TRY1NULL != 0 {
-                if let Some(v) = env.get(&with_nul(&key))? {
-                    self.nul_flags
-                        .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
-                    return Ok(Some(strip_nul(v)));
-                }
-            }
-            if nul & flags::TRY0NULL != 0 {
-                if let Some(v) = env.get(&key)? {
-                    self.nul_flags
-                        .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
-                    return Ok(Some(v));
-                }
-            }
-            Ok(None)
-        })
+        self.locked(false, req_flags, |env| self.get(env, &key))
+    }
+
+    fn try_lookup(&self, key: &[u8], req_flags: u32) -> Option<Result<Option<Vec<u8>>, DictError>> {
+        let env = match self.env.try_lock() {
+            Ok(env) => env,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        };
+        let lock = match FileLock::try_shared(env.fd(), req_flags & flags::LOCK != 0) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(self.retry("lock", e))),
+        };
+        let key = self.key(key, req_flags);
+        let result = self.get(&env, &key).map_err(|e| self.retry("read", e));
+        drop(lock);
+        Some(result)
     }
 
     fn update(&self, key: &[u8], value: &[u8], req_flags: u32) -> Result<(), DictError> {

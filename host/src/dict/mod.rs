@@ -143,6 +143,19 @@ pub trait Dict: Send + Sync {
     fn may_block(&self) -> bool {
         false
     }
+
+    /// Look `key` up only if that needs no waiting; `None` when it would
+    /// block (a lock held elsewhere), and the server then runs [`lookup`]
+    /// off its event loop. Tables that never block just look up.
+    ///
+    /// [`lookup`]: Dict::lookup
+    fn try_lookup(&self, key: &[u8], flags: u32) -> Option<Result<Option<Vec<u8>>, DictError>> {
+        if self.may_block() {
+            None
+        } else {
+            Some(self.lookup(key, flags))
+        }
+    }
 }
 
 /// Everything a map type needs to open one table.

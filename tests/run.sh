@@ -9,4 +9,5 @@ bash tests/install-deps.sh
 
 # Build products live outside the clone so repeated runs reuse them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/proxymapd/target}"
-cargo test --workspace --all-targets --locked
+cargo bench --workspace --locked --no-run
+cargo test --workspace --lib --bins --tests --locked

@@ -10,14 +10,6 @@ use crate::flags;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// Identity of a shared table instance.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct TableKey {
-    writable: bool,
-    name: String,
-    instance_flags: u32,
-}
-
 /// The state of one shared table.
 enum TableState {
     Open(Arc<dyn Dict>),
@@ -27,6 +19,7 @@ enum TableState {
 /// One shared table instance.
 pub struct Table {
     name: String,
+    instance_flags: u32,
     open_flags: u32,
     writable: bool,
     state: RwLock<TableState>,
@@ -54,7 +47,8 @@ impl OpenTable {
 pub struct Registry {
     types: Arc<MapTypes>,
     utf8: bool,
-    tables: RwLock<HashMap<TableKey, Arc<Table>>>,
+    /// Instances by table name; a name rarely has more than one.
+    tables: RwLock<HashMap<String, Vec<Arc<Table>>>>,
 }
 
 impl Registry {
@@ -82,18 +76,15 @@ impl Registry {
         open_flags: u32,
         writable: bool,
     ) -> Result<OpenTable, OpenError> {
-        let key = TableKey {
-            writable,
-            name: name.to_string(),
-            instance_flags: instance_flags & flags::INST_MASK,
-        };
+        let instance_flags = instance_flags & flags::INST_MASK;
         let table = {
             let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
-            match tables.get(&key) {
-                Some(t) => t.clone(),
+            match find(&tables, name, instance_flags, writable) {
+                Some(t) => t,
                 None => {
                     let table = Arc::new(Table {
                         name: name.to_string(),
+                        instance_flags,
                         open_flags,
                         writable,
                         state: RwLock::new(TableState::Failed(OpenError::new(
@@ -101,7 +92,10 @@ impl Registry {
                             "not yet opened",
                         ))),
                     });
-                    tables.insert(key, table.clone());
+                    tables
+                        .entry(name.to_string())
+                        .or_default()
+                        .push(table.clone());
                     // Open outside the map lock; the table's own lock orders
                     // concurrent first users.
                     let mut state = table.state.write().unwrap_or_else(|e| e.into_inner());
@@ -118,17 +112,10 @@ impl Registry {
     /// The shared instance of `name` when it is already open and unchanged;
     /// never opens anything, so it is cheap enough for the event loop.
     pub fn ready(&self, name: &str, instance_flags: u32, writable: bool) -> Option<OpenTable> {
-        let key = TableKey {
-            writable,
-            name: name.to_string(),
-            instance_flags: instance_flags & flags::INST_MASK,
+        let table = {
+            let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+            find(&tables, name, instance_flags & flags::INST_MASK, writable)?
         };
-        let table = self
-            .tables
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)?
-            .clone();
         let state = table.state.read().unwrap_or_else(|e| e.into_inner());
         match &*state {
             TableState::Open(dict) if !dict.changed() => Some(OpenTable {
@@ -198,11 +185,30 @@ impl Registry {
 
     /// Number of shared table instances (open or failed).
     pub fn len(&self) -> usize {
-        self.tables.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.tables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 
     /// True when no table was ever requested.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The instance of `name` with these instance flags on this service.
+fn find(
+    tables: &HashMap<String, Vec<Arc<Table>>>,
+    name: &str,
+    instance_flags: u32,
+    writable: bool,
+) -> Option<Arc<Table>> {
+    tables
+        .get(name)?
+        .iter()
+        .find(|t| t.instance_flags == instance_flags && t.writable == writable)
+        .cloned()
 }

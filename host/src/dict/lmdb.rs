@@ -34,7 +34,11 @@ impl FileLock {
         if !wanted {
             return Ok(FileLock(None));
         }
-        let kind = if exclusive { libc::F_WRLCK } else { libc::F_RDLCK };
+        let kind = if exclusive {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        };
         set_lock(fd, kind, true)?;
         Ok(FileLock(Some(fd)))
     }
@@ -47,7 +51,9 @@ impl FileLock {
         }
         match set_lock(fd, libc::F_RDLCK, false) {
             Ok(()) => Ok(Some(FileLock(Some(fd)))),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(None),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -122,13 +128,15 @@ impl LmdbDict {
         let nul = self.nul_flags.load(Ordering::Relaxed);
         if nul & flags::TRY1NULL != 0 {
             if let Some(v) = env.get(&with_nul(key))? {
-                self.nul_flags.fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
+                self.nul_flags
+                    .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
                 return Ok(Some(strip_nul(v)));
             }
         }
         if nul & flags::TRY0NULL != 0 {
             if let Some(v) = env.get(key)? {
-                self.nul_flags.fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
+                self.nul_flags
+                    .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
                 return Ok(Some(v));
             }
         }

@@ -4,12 +4,13 @@
 //! carries LOCK (shared to read, exclusive to write), keys and values with a
 //! trailing NUL (learned per table: TRY1NULL/TRY0NULL), FOLD_FIX folding.
 
+use super::file_lock::TableLock;
 use super::lmdb_env::{Env, LmdbError};
 use super::{fold::fold_fixed, Dict, DictError, Entry, FileStamp, OpenError, OpenRequest, SeqStep};
 use crate::flags;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Postfix's default `lmdb_map_size`.
 pub const DEFAULT_MAP_SIZE: usize = 16 * 1024 * 1024;
@@ -17,72 +18,16 @@ pub const DEFAULT_MAP_SIZE: usize = 16 * 1024 * 1024;
 /// An open lmdb: table.
 pub struct LmdbDict {
     path: PathBuf,
-    env: Mutex<Env>,
+    /// Readers share the environment; writers have it to themselves.
+    env: RwLock<Env>,
+    /// Postfix's file lock on the .lmdb file.
+    lock: TableLock,
     /// Learned TRY0NULL/TRY1NULL bits.
     nul_flags: AtomicU32,
     /// Last key returned by sequence.
     cursor: Mutex<Option<Vec<u8>>>,
     stamp: FileStamp,
     utf8: bool,
-}
-
-/// A held fcntl(2) lock on the table file; released on drop.
-struct FileLock(Option<i32>);
-
-impl FileLock {
-    fn take(fd: i32, exclusive: bool, wanted: bool) -> Result<FileLock, std::io::Error> {
-        if !wanted {
-            return Ok(FileLock(None));
-        }
-        let kind = if exclusive {
-            libc::F_WRLCK
-        } else {
-            libc::F_RDLCK
-        };
-        set_lock(fd, kind, true)?;
-        Ok(FileLock(Some(fd)))
-    }
-
-    /// A shared lock if it is free right now; `Ok(None)` when another
-    /// process holds the file exclusively.
-    fn try_shared(fd: i32, wanted: bool) -> Result<Option<FileLock>, std::io::Error> {
-        if !wanted {
-            return Ok(Some(FileLock(None)));
-        }
-        match set_lock(fd, libc::F_RDLCK, false) {
-            Ok(()) => Ok(Some(FileLock(Some(fd)))),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        if let Some(fd) = self.0 {
-            let _ = set_lock(fd, libc::F_UNLCK, false);
-        }
-    }
-}
-
-fn set_lock(fd: i32, kind: i32, wait: bool) -> Result<(), std::io::Error> {
-    // SAFETY: flock is plain data; zeroed is a valid whole-file lock request.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    loop {
-        let cmd = if wait { libc::F_SETLKW } else { libc::F_SETLK };
-        // SAFETY: fd is the open table file; fl is valid for the call.
-        if unsafe { libc::fcntl(fd, cmd, &fl) } == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
 }
 
 impl LmdbDict {
@@ -94,17 +39,50 @@ impl LmdbDict {
         fold_fixed(key, req_flags, self.utf8)
     }
 
-    /// Run `op` with the environment and Postfix's file lock held.
-    fn locked<T>(
+    /// Run a read with the environment shared and Postfix's shared file
+    /// lock held (when the request asks for locking).
+    fn reading<T>(
         &self,
-        exclusive: bool,
+        req_flags: u32,
+        op: impl Fn(&Env) -> Result<T, LmdbError>,
+    ) -> Result<T, DictError> {
+        let run = |op: &dyn Fn(&Env) -> Result<T, LmdbError>| {
+            let env = self.env.read().unwrap_or_else(|e| e.into_inner());
+            let _lock = if req_flags & flags::LOCK != 0 {
+                self.lock.shared(true).map_err(|e| self.retry("lock", e))?
+            } else {
+                None
+            };
+            Ok(op(&env))
+        };
+        match run(&op)? {
+            Err(e) if e.is_map_resized() => {
+                // Another process grew the file: adopt its size, then retry.
+                self.env
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .adopt_map_size()
+                    .map_err(|e| self.retry("resize", e))?;
+                run(&op)?.map_err(|e| self.retry("read", e))
+            }
+            other => other.map_err(|e| self.retry("read", e)),
+        }
+    }
+
+    /// Run a write with the environment to ourselves and Postfix's exclusive
+    /// file lock held (when the request asks for locking).
+    fn writing<T>(
+        &self,
         req_flags: u32,
         op: impl FnOnce(&mut Env) -> Result<T, LmdbError>,
     ) -> Result<T, DictError> {
-        let mut env = self.env.lock().unwrap_or_else(|e| e.into_inner());
-        let _lock = FileLock::take(env.fd(), exclusive, req_flags & flags::LOCK != 0)
-            .map_err(|e| self.retry("lock", e))?;
-        op(&mut env).map_err(|e| self.retry(if exclusive { "write" } else { "read" }, e))
+        let mut env = self.env.write().unwrap_or_else(|e| e.into_inner());
+        let _lock = if req_flags & flags::LOCK != 0 {
+            Some(self.lock.exclusive().map_err(|e| self.retry("lock", e))?)
+        } else {
+            None
+        };
+        op(&mut env).map_err(|e| self.retry("write", e))
     }
 }
 
@@ -151,24 +129,30 @@ impl Dict for LmdbDict {
 
     fn lookup(&self, key: &[u8], req_flags: u32) -> Result<Option<Vec<u8>>, DictError> {
         let key = self.key(key, req_flags);
-        self.locked(false, req_flags, |env| self.get(env, &key))
+        self.reading(req_flags, |env| self.get(env, &key))
     }
 
     fn try_lookup(&self, key: &[u8], req_flags: u32) -> Option<Result<Option<Vec<u8>>, DictError>> {
-        let env = match self.env.try_lock() {
+        let env = match self.env.try_read() {
             Ok(env) => env,
             Err(std::sync::TryLockError::WouldBlock) => return None,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
         };
-        let lock = match FileLock::try_shared(env.fd(), req_flags & flags::LOCK != 0) {
-            Ok(Some(lock)) => lock,
-            Ok(None) => return None,
-            Err(e) => return Some(Err(self.retry("lock", e))),
+        let _lock = if req_flags & flags::LOCK != 0 {
+            match self.lock.shared(false) {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => return None,
+                Err(e) => return Some(Err(self.retry("lock", e))),
+            }
+        } else {
+            None
         };
         let key = self.key(key, req_flags);
-        let result = self.get(&env, &key).map_err(|e| self.retry("read", e));
-        drop(lock);
-        Some(result)
+        match self.get(&env, &key) {
+            // The slow path adopts the new map size.
+            Err(e) if e.is_map_resized() => None,
+            other => Some(other.map_err(|e| self.retry("read", e))),
+        }
     }
 
     fn update(&self, key: &[u8], value: &[u8], req_flags: u32) -> Result<(), DictError> {
@@ -181,7 +165,7 @@ impl Dict for LmdbDict {
         }
         let nul = self.nul_flags.load(Ordering::Relaxed) & flags::TRY1NULL != 0;
         let sync = req_flags & flags::SYNC_UPDATE != 0;
-        self.locked(true, req_flags, |env| {
+        self.writing(req_flags, |env| {
             if nul {
                 env.put(&with_nul(&key), &with_nul(value))?;
             } else {
@@ -198,7 +182,7 @@ impl Dict for LmdbDict {
         let key = self.key(key, req_flags);
         let nul = self.nul_flags.load(Ordering::Relaxed);
         let sync = req_flags & flags::SYNC_UPDATE != 0;
-        self.locked(true, req_flags, |env| {
+        self.writing(req_flags, |env| {
             let mut found = false;
             if nul & flags::TRY1NULL != 0 && env.del(&with_nul(&key))? {
                 self.nul_flags
@@ -226,7 +210,7 @@ impl Dict for LmdbDict {
                 None => return Ok(None),
             },
         };
-        let entry = self.locked(false, req_flags, |env| env.next_after(after.as_deref()))?;
+        let entry = self.reading(req_flags, |env| env.next_after(after.as_deref()))?;
         *cursor = entry.as_ref().map(|(k, _)| k.clone());
         Ok(entry.map(|(k, v)| (strip_nul(k), strip_nul(v))))
     }
@@ -272,7 +256,8 @@ fn open_file(req: &OpenRequest<'_>, path: &Path) -> Result<Arc<dyn Dict>, OpenEr
     }
     Ok(Arc::new(LmdbDict {
         path: path.to_path_buf(),
-        env: Mutex::new(env),
+        lock: TableLock::new(env.fd()),
+        env: RwLock::new(env),
         nul_flags: AtomicU32::new(nul),
         cursor: Mutex::new(None),
         stamp: FileStamp::take(path),

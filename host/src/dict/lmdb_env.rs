@@ -157,15 +157,7 @@ impl Env {
         let mut txn = ptr::null_mut();
         let flags = if read_only { ffi::MDB_RDONLY } else { 0 };
         // SAFETY: env is live; txn is an out-pointer.
-        let mut rc = unsafe { ffi::mdb_txn_begin(self.env, ptr::null_mut(), flags, &mut txn) };
-        if rc == ffi::MDB_MAP_RESIZED {
-            // Another process grew the file: adopt its map size and retry.
-            // SAFETY: no transaction of ours is active (callers serialise).
-            unsafe {
-                check(ffi::mdb_env_set_mapsize(self.env, 0))?;
-                rc = ffi::mdb_txn_begin(self.env, ptr::null_mut(), flags, &mut txn);
-            }
-        }
+        let rc = unsafe { ffi::mdb_txn_begin(self.env, ptr::null_mut(), flags, &mut txn) };
         check(rc)?;
         Ok(Txn(txn))
     }
@@ -200,6 +192,13 @@ impl Env {
                 other => return other,
             }
         }
+    }
+
+    /// Adopt the map size another process grew the file to (after
+    /// [`LmdbError::is_map_resized`]); needs exclusive use of the environment.
+    pub fn adopt_map_size(&mut self) -> Result<(), LmdbError> {
+        // SAFETY: &mut self: no transaction of ours is active.
+        check(unsafe { ffi::mdb_env_set_mapsize(self.env, 0) })
     }
 
     fn grow(&mut self) -> Result<(), LmdbError> {

@@ -7,6 +7,7 @@ pub mod braces;
 pub mod composite;
 pub mod environ;
 pub mod fail;
+pub mod file_lock;
 pub mod fold;
 pub mod inline;
 pub mod lmdb;

@@ -586,7 +586,7 @@ fn vs_postfix(args: VsPostfixArgs) -> Result<i32> {
          as `lmdb:` (built by Postfix's postmap); {miss:.0}% of lookups miss. Each (server, table, C) ran {reps}× for \
          {dur} s after a 0.3 s warm-up, Postfix and proxymapd alternating so drift cancels; the echo server answers every \
          request with a fixed reply (the ceiling for this protocol on this machine). CPU µs/req is server CPU time \
-         (all its processes) per request.",
+         (all its processes) per request; client CPU µs/req is the load generator's own, on the same cores.",
         date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         cores = command_output("nproc", &[]),
         kernel = command_output("uname", &["-r"]),

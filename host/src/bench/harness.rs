@@ -48,6 +48,19 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Start `cmd` so that it dies with the harness, even if the harness is killed.
+fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and only affects the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
 fn wait_socket(path: &Path) -> Result<()> {
     let started = Instant::now();
     while std::os::unix::net::UnixStream::connect(path).is_err() {
@@ -126,24 +139,26 @@ impl Servers {
         )?;
         let log = std::fs::File::create(work.join("proxymapd.log"))?;
         let ours = ChildGuard(
-            Command::new(&opts.proxymapd)
-                .args(["serve", "--postfix-config"])
-                .arg(&ours_etc)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("start proxymapd")?,
+            spawn_tied(
+                Command::new(&opts.proxymapd)
+                    .args(["serve", "--postfix-config"])
+                    .arg(&ours_etc)
+                    .stdout(Stdio::null())
+                    .stderr(log),
+            )
+            .context("start proxymapd")?,
         );
         let ours_socket = ours_queue.join("private/proxymap");
         wait_socket(&ours_socket)?;
         let echo_socket = work.join("echo.sock");
         let echo = ChildGuard(
-            Command::new(&opts.proxymapd)
-                .args(["echo-server", "--socket"])
-                .arg(&echo_socket)
-                .stdout(Stdio::null())
-                .spawn()
-                .context("start echo server")?,
+            spawn_tied(
+                Command::new(&opts.proxymapd)
+                    .args(["echo-server", "--socket"])
+                    .arg(&echo_socket)
+                    .stdout(Stdio::null()),
+            )
+            .context("start echo server")?,
         );
         wait_socket(&echo_socket)?;
         Ok(Servers {
@@ -207,8 +222,13 @@ impl Servers {
             ..spec.clone()
         })?;
         let target = self.endpoint(server).1;
-        let (report, before, after) = load::run_sampled(&spec, || procstat::sample(&target))?;
+        let me = Target::Pids(vec![std::process::id()]);
+        let (report, before, after) =
+            load::run_sampled(&spec, || (procstat::sample(&target), procstat::sample(&me)))?;
+        let (before, me_before) = before;
+        let (after, me_after) = after;
         let cpu = procstat::cpu_seconds(&before, &after);
+        let client_cpu = procstat::cpu_seconds(&me_before, &me_after);
         Ok(Row {
             server: server.to_string(),
             table: label.to_string(),
@@ -218,6 +238,7 @@ impl Servers {
             p99_us: report.micros(0.99),
             p999_us: report.micros(0.999),
             cpu_us_per_request: cpu * 1e6 / report.requests.max(1) as f64,
+            client_cpu_us_per_request: client_cpu * 1e6 / report.requests.max(1) as f64,
             peak_rss_mib: after.peak_rss_kib as f64 / 1024.0,
             errors: report.errors(),
             requests: report.requests,

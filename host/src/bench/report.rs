@@ -24,6 +24,8 @@ pub struct Row {
     pub p999_us: f64,
     /// Server CPU time per request.
     pub cpu_us_per_request: f64,
+    /// Load generator CPU time per request (its cost on the shared cores).
+    pub client_cpu_us_per_request: f64,
     /// Server peak resident memory (all its processes).
     pub peak_rss_mib: f64,
     /// Error replies and failures.
@@ -55,6 +57,7 @@ pub fn average(rows: &[Row]) -> Vec<Row> {
                 p99_us: mean(|r| r.p99_us),
                 p999_us: mean(|r| r.p999_us),
                 cpu_us_per_request: mean(|r| r.cpu_us_per_request),
+                client_cpu_us_per_request: mean(|r| r.client_cpu_us_per_request),
                 peak_rss_mib: g.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
                 errors: g.iter().map(|r| r.errors).sum(),
                 requests: g.iter().map(|r| r.requests).sum(),
@@ -74,7 +77,7 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
     let mut md = String::from("# proxymapd vs Postfix proxymap\n\n");
     md.push_str(header);
     md.push_str("\n\n![req/s and p99 latency against concurrency](benchmarks.svg)\n\n## Results (mean of repetitions)\n\n");
-    md.push_str("| server | table | C | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | peak RSS MiB | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| server | table | C | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | client CPU µs/req | peak RSS MiB | errors |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let _ = writeln!(
             md,
@@ -257,6 +260,7 @@ mod tests {
             p99_us: 100.0,
             p999_us: 200.0,
             cpu_us_per_request: 5.0,
+            client_cpu_us_per_request: 6.0,
             peak_rss_mib: 3.0,
             errors: 0,
             requests: 10,

@@ -81,7 +81,7 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
     for r in rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
             r.server,
             r.table,
             r.concurrency,
@@ -90,6 +90,7 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
             r.p99_us,
             r.p999_us,
             r.cpu_us_per_request,
+            r.client_cpu_us_per_request,
             r.peak_rss_mib,
             r.errors
         );

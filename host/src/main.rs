@@ -28,6 +28,9 @@ struct ConfigArgs {
     /// proxymapd TOML configuration file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Plugin directory searched before the defaults (repeatable).
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    plugin_dirs: Vec<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -52,6 +55,18 @@ enum Command {
     Bench(BenchArgs),
     /// Run the same load against a private Postfix proxymap and proxymapd, side by side.
     VsPostfix(VsPostfixArgs),
+    /// Turn a plugin's core WebAssembly module into a component (plugin builds use this).
+    Componentize {
+        /// Core module (or component) to read.
+        input: PathBuf,
+        /// Component to write.
+        output: PathBuf,
+    },
+    /// Print the blake3 digest of a plugin, for its manifest's `digest` key.
+    Digest {
+        /// The plugin file.
+        file: PathBuf,
+    },
     /// Answer every request with one fixed reply: the throughput ceiling.
     EchoServer {
         /// Socket to listen on.
@@ -176,11 +191,20 @@ struct VsPostfixArgs {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args.source()),
-        Command::Check(args) => check(args.source()),
+        Command::Serve(args) => serve(&args),
+        Command::Check(args) => check(&args),
         Command::Query(args) => query(args),
         Command::Demo { dir, once } => demo(&dir, once),
         Command::Bench(args) => bench(args),
+        Command::Componentize { input, output } => componentize(&input, &output),
+        Command::Digest { file } => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("read {}: {e}", file.display()));
+            bytes.map(|b| {
+                println!("{}", blake3::hash(&b).to_hex());
+                0
+            })
+        }
         Command::VsPostfix(args) => vs_postfix(args),
         Command::EchoServer {
             socket,
@@ -200,8 +224,37 @@ fn load(source: &ConfigSource) -> Result<Settings> {
     source.load().context("configuration error")
 }
 
-fn serve(source: ConfigSource) -> Result<i32> {
-    let settings = load(&source)?;
+/// Load settings, adding plugin directories given on the command line.
+fn load_args(args: &ConfigArgs) -> Result<Settings> {
+    let mut settings = load(&args.source())?;
+    let mut dirs = args.plugin_dirs.clone();
+    dirs.append(&mut settings.plugin_dirs);
+    settings.plugin_dirs = dirs;
+    Ok(settings)
+}
+
+/// The map types: built-ins, then plugins from the search path.
+fn map_types(settings: &Settings) -> Result<MapTypes> {
+    let mut types = MapTypes::builtin();
+    let cache = settings.cache_dir();
+    let cache = match std::fs::create_dir_all(&cache) {
+        Ok(()) => Some(cache),
+        Err(e) => {
+            tracing::warn!(
+                "compiled-plugin cache {} unusable ({e}); plugins compile at every start",
+                cache.display()
+            );
+            None
+        }
+    };
+    let host = proxymapd::plugin::PluginHost::new(settings.plugin_search_path(), cache)?;
+    tracing::info!("plugin map types available: {}", host.available().join(" "));
+    types.add_source(Arc::new(host));
+    Ok(types)
+}
+
+fn serve(args: &ConfigArgs) -> Result<i32> {
+    let settings = load_args(args)?;
     logging::init(&settings.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -216,7 +269,7 @@ async fn run_server(
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let registry = Arc::new(Registry::new(MapTypes::builtin(), settings.utf8));
+    let registry = Arc::new(Registry::new(map_types(&settings)?, settings.utf8));
     let handler = Arc::new(Handler::new(registry, settings.allowlists()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut services = vec![listener::bind(Service::Read, &settings.proxymap_socket)?];
@@ -270,10 +323,10 @@ async fn run_server(
     Ok(())
 }
 
-fn check(source: ConfigSource) -> Result<i32> {
-    let settings = load(&source)?;
+fn check(args: &ConfigArgs) -> Result<i32> {
+    let settings = load_args(args)?;
     logging::init("error");
-    let types = MapTypes::builtin();
+    let types = map_types(&settings)?;
     let open_flags = flags::LOCK | flags::FOLD_FIX;
     let mut problems = 0;
     let mut count = 0;
@@ -611,5 +664,18 @@ fn vs_postfix(args: VsPostfixArgs) -> Result<i32> {
     } else {
         println!("{md}");
     }
+    Ok(0)
+}
+
+fn componentize(input: &Path, output: &Path) -> Result<i32> {
+    let bytes = std::fs::read(input).with_context(|| format!("read {}", input.display()))?;
+    let component = proxymapd::plugin::componentize::componentize(&bytes)?;
+    std::fs::write(output, &component).with_context(|| format!("write {}", output.display()))?;
+    println!(
+        "{} ({} bytes, blake3 {})",
+        output.display(),
+        component.len(),
+        blake3::hash(&component).to_hex()
+    );
     Ok(0)
 }

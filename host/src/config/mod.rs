@@ -51,6 +51,43 @@ pub struct Settings {
     pub utf8: bool,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
+    /// Operator plugin directories, searched before the shipped ones.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Where compiled plugins are cached (`None`: the default location).
+    pub plugin_cache_dir: Option<PathBuf>,
+}
+
+/// The operator's default plugin directory.
+pub const OPERATOR_PLUGIN_DIR: &str = "/etc/proxymapd/plugins";
+
+/// The default compiled-plugin cache.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/proxymapd";
+
+impl Settings {
+    /// Plugin directories in search order: the configured ones, the
+    /// operator's default directory, then the plugins shipped with this
+    /// binary (`plugins/` beside it, or `../lib/proxymapd/plugins`).
+    pub fn plugin_search_path(&self) -> Vec<PathBuf> {
+        let mut dirs = self.plugin_dirs.clone();
+        dirs.push(PathBuf::from(OPERATOR_PLUGIN_DIR));
+        if let Some(exe_dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|p| p.to_path_buf()))
+        {
+            dirs.push(exe_dir.join("plugins"));
+            dirs.push(exe_dir.join("../lib/proxymapd/plugins"));
+        }
+        dirs
+    }
+
+    /// The compiled-plugin cache directory: configured, `PROXYMAPD_CACHE_DIR`,
+    /// or the default.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.plugin_cache_dir
+            .clone()
+            .or_else(|| std::env::var_os("PROXYMAPD_CACHE_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR))
+    }
 }
 
 impl Settings {

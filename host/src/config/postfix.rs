@@ -58,6 +58,8 @@ pub fn load(dir: &Path) -> Result<Settings> {
         },
         utf8: matches!(get("smtputf8_enable").as_str(), "yes" | "true" | "1"),
         log_level: "info".into(),
+        plugin_dirs: Vec::new(),
+        plugin_cache_dir: None,
     })
 }
 

@@ -16,6 +16,8 @@
 //! max_string = 8192          # bytes per request attribute
 //! max_attrs = 64             # attributes per request
 //! log_level = "info"
+//! plugin_dirs = ["/etc/proxymapd/plugins"]   # searched before the shipped plugins
+//! plugin_cache_dir = "/var/cache/proxymapd"  # compiled plugins
 //! ```
 
 use super::{installed_postfix_greeting, ConfigSource, Settings};
@@ -50,6 +52,9 @@ struct TomlConfig {
     max_attrs: usize,
     #[serde(default = "default_log_level")]
     log_level: String,
+    #[serde(default)]
+    plugin_dirs: Vec<String>,
+    plugin_cache_dir: Option<String>,
 }
 
 fn default_greeting() -> String {
@@ -164,6 +169,15 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
         },
         utf8: cfg.smtputf8,
         log_level: cfg.log_level,
+        plugin_dirs: cfg
+            .plugin_dirs
+            .iter()
+            .map(|d| PathBuf::from(expand(d)))
+            .collect(),
+        plugin_cache_dir: cfg
+            .plugin_cache_dir
+            .as_deref()
+            .map(|d| PathBuf::from(expand(d))),
     })
 }
 

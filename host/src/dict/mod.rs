@@ -8,13 +8,11 @@ pub mod composite;
 pub mod environ;
 pub mod fail;
 pub mod file_lock;
-pub mod fold;
 pub mod inline;
 pub mod lmdb;
 pub mod lmdb_env;
 pub mod memory;
 pub mod randmap;
-pub mod source;
 pub mod stamp;
 pub mod static_map;
 pub mod texthash;
@@ -24,6 +22,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use proxymapd_sdk::{fold, source};
 pub use stamp::FileStamp;
 
 /// Why a table operation did not produce an answer.
@@ -191,10 +190,22 @@ where
     }
 }
 
+/// Map types found at run time (plugins), consulted for names the
+/// catalogue does not have.
+pub trait MapTypeSource: Send + Sync {
+    /// Open a table of `type_name`; `None` when this source has no such type.
+    fn open_type(
+        &self,
+        type_name: &str,
+        req: &OpenRequest<'_>,
+    ) -> Option<Result<Arc<dyn Dict>, OpenError>>;
+}
+
 /// The catalogue of map types by name.
 #[derive(Default)]
 pub struct MapTypes {
     types: BTreeMap<String, Box<dyn MapType>>,
+    sources: Vec<Arc<dyn MapTypeSource>>,
 }
 
 impl MapTypes {
@@ -223,6 +234,11 @@ impl MapTypes {
         self.types.insert(name.to_string(), Box::new(map_type));
     }
 
+    /// Consult `source` for map types not in the catalogue.
+    pub fn add_source(&mut self, source: Arc<dyn MapTypeSource>) {
+        self.sources.push(source);
+    }
+
     /// Names of the known map types.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.types.keys().map(String::as_str)
@@ -245,16 +261,25 @@ impl MapTypes {
                 "proxy: tables cannot be opened inside the proxy server",
             ));
         }
-        let map_type = self.types.get(type_name).ok_or_else(|| {
-            OpenError::new(table, format!("unsupported dictionary type: {type_name}"))
-        })?;
-        map_type.open(&OpenRequest {
+        let req = OpenRequest {
             table,
             name,
             flags,
             writable,
             utf8,
             types: self,
-        })
+        };
+        if let Some(map_type) = self.types.get(type_name) {
+            return map_type.open(&req);
+        }
+        for source in &self.sources {
+            if let Some(result) = source.open_type(type_name, &req) {
+                return result;
+            }
+        }
+        Err(OpenError::new(
+            table,
+            format!("unsupported dictionary type: {type_name}"),
+        ))
     }
 }

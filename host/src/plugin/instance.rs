@@ -1,0 +1,236 @@
+//! One plugin instance serving one table: its own store (memory limit, epoch
+//! deadline), the component instantiated without WASI, the host functions it
+//! may import (logging, reading the table's granted files), and the open
+//! table resource inside it.
+
+use anyhow::Result;
+use std::path::PathBuf;
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker, ResourceAny};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+wasmtime::component::bindgen!({
+    world: "plugin",
+    path: "../wit",
+});
+
+pub use exports::proxymapd::dict::dict::{
+    Error as WitError, OpenRequest as WitOpenRequest, SeqStep as WitSeqStep,
+};
+use proxymapd::dict::host::{Host, Level};
+
+/// Per-instance state the host functions see.
+pub struct HostState {
+    limits: StoreLimits,
+    /// The plugin's map type, for log lines.
+    plugin: Arc<str>,
+    /// The table served, for log lines.
+    table: Arc<str>,
+    /// The files this table may read, by index.
+    files: Arc<[PathBuf]>,
+}
+
+impl Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        let (plugin, table) = (&self.plugin, &self.table);
+        match level {
+            Level::Error => tracing::error!("plugin {plugin}: table {table}: {message}"),
+            Level::Warning => tracing::warn!("plugin {plugin}: table {table}: {message}"),
+            Level::Info => tracing::info!("plugin {plugin}: table {table}: {message}"),
+            Level::Debug => tracing::debug!("plugin {plugin}: table {table}: {message}"),
+        }
+    }
+
+    fn read_file(&mut self, index: u32) -> Result<Vec<u8>, String> {
+        let path = self
+            .files
+            .get(index as usize)
+            .ok_or_else(|| format!("no file number {index} was granted to this table"))?;
+        read_granted(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Read exactly one granted file through a capability on its directory:
+/// only that name is opened, relative to that directory.
+fn read_granted(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let dir = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
+    dir.read(name)
+}
+
+/// What an instance needs to start.
+pub struct InstanceSpec {
+    /// The pre-linked component.
+    pub pre: PluginPre<HostState>,
+    /// Map type name.
+    pub plugin: Arc<str>,
+    /// Table name (`type:name`).
+    pub table: Arc<str>,
+    /// Granted files.
+    pub files: Arc<[PathBuf]>,
+    /// Memory limit in bytes.
+    pub memory_bytes: usize,
+    /// Epoch ticks a call may take.
+    pub deadline_ticks: u64,
+}
+
+/// A live instance with its open table.
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: Plugin,
+    table: ResourceAny,
+    deadline_ticks: u64,
+}
+
+/// Why a call failed.
+pub enum CallError {
+    /// The plugin answered with an error.
+    Plugin(WitError),
+    /// The instance trapped, ran out of time or memory: it must be discarded.
+    Trap(wasmtime::Error),
+}
+
+/// Link the host interface (and nothing else) for plugins.
+pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        .map_err(|e| anyhow::anyhow!("link host interface: {e}"))?;
+    Ok(linker)
+}
+
+impl Instance {
+    /// Instantiate and open the table.
+    pub fn start(spec: &InstanceSpec, request: &WitOpenRequest) -> Result<Instance, CallError> {
+        let engine = spec.pre.engine();
+        let state = HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(spec.memory_bytes)
+                .instances(4)
+                .trap_on_grow_failure(true)
+                .build(),
+            plugin: spec.plugin.clone(),
+            table: spec.table.clone(),
+            files: spec.files.clone(),
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(spec.deadline_ticks);
+        let bindings = spec.pre.instantiate(&mut store).map_err(CallError::Trap)?;
+        let opened = bindings
+            .proxymapd_dict_dict()
+            .table()
+            .call_open(&mut store, request);
+        let table = match opened {
+            Ok(Ok(table)) => table,
+            Ok(Err(e)) => return Err(CallError::Plugin(e)),
+            Err(trap) => return Err(CallError::Trap(trap)),
+        };
+        Ok(Instance {
+            store,
+            bindings,
+            table,
+            deadline_ticks: spec.deadline_ticks,
+        })
+    }
+
+    fn arm(&mut self) {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+    }
+
+    /// The table's flags.
+    pub fn flags(&mut self) -> Result<u32, CallError> {
+        self.arm();
+        let t = self.table;
+        self.bindings
+            .proxymapd_dict_dict()
+            .table()
+            .call_flags(&mut self.store, t)
+            .map_err(CallError::Trap)
+    }
+
+    /// lookup.
+    pub fn lookup(&mut self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, CallError> {
+        self.arm();
+        let t = self.table;
+        flatten(self.bindings.proxymapd_dict_dict().table().call_lookup(
+            &mut self.store,
+            t,
+            key,
+            flags,
+        ))
+    }
+
+    /// update.
+    pub fn update(&mut self, key: &[u8], value: &[u8], flags: u32) -> Result<(), CallError> {
+        self.arm();
+        let t = self.table;
+        flatten(self.bindings.proxymapd_dict_dict().table().call_update(
+            &mut self.store,
+            t,
+            key,
+            value,
+            flags,
+        ))
+    }
+
+    /// delete.
+    pub fn delete(&mut self, key: &[u8], flags: u32) -> Result<bool, CallError> {
+        self.arm();
+        let t = self.table;
+        flatten(self.bindings.proxymapd_dict_dict().table().call_delete(
+            &mut self.store,
+            t,
+            key,
+            flags,
+        ))
+    }
+
+    /// sequence.
+    pub fn sequence(
+        &mut self,
+        step: WitSeqStep,
+        flags: u32,
+    ) -> Result<Option<crate::dict::Entry>, CallError> {
+        self.arm();
+        let t = self.table;
+        flatten(self.bindings.proxymapd_dict_dict().table().call_sequence(
+            &mut self.store,
+            t,
+            step,
+            flags,
+        ))
+        .map(|e| e.map(|e| (e.key, e.value)))
+    }
+}
+
+fn flatten<T>(r: wasmtime::Result<Result<T, WitError>>) -> Result<T, CallError> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(CallError::Plugin(e)),
+        Err(trap) => Err(CallError::Trap(trap)),
+    }
+}
+
+/// Describe a trap for the log (timeout, memory, panic).
+pub fn describe_trap(err: &wasmtime::Error) -> String {
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::Interrupt => "time limit exceeded".to_string(),
+            other => format!("trap: {other}"),
+        };
+    }
+    let text = format!("{err:?}");
+    let first = text.lines().next().unwrap_or("").to_string();
+    if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+        format!("memory limit reached: {first}")
+    } else {
+        first
+    }
+}

@@ -1,0 +1,133 @@
+//! Plugin manifests: the optional `NAME.toml` beside `NAME.wasm`. It pins the
+//! component's blake3 digest, sets resource limits and says which files a
+//! table of this map type reads.
+//!
+//! ```toml
+//! digest = "5f0c...e1"          # blake3 of NAME.wasm, hex; refused if it differs
+//! memory_mib = 64               # per instance
+//! call_timeout_ms = 1000        # per call (open included)
+//! instances = 2                 # instances per table (parallel reads)
+//! file_suffix = ".cdb"          # table `cdb:/x` reads `/x.cdb`; "" reads `/x`
+//! files = true                  # false: tables read no file at all
+//! ```
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+/// Limits and capabilities of one plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Expected blake3 digest (hex), if pinned.
+    pub digest: Option<String>,
+    /// Memory limit per instance, bytes.
+    pub memory_bytes: usize,
+    /// Time limit per call, milliseconds.
+    pub call_timeout_ms: u64,
+    /// Instances per open table.
+    pub instances: usize,
+    /// Suffix appended to the table name to find its file.
+    pub file_suffix: String,
+    /// Whether tables read a file at all.
+    pub files: bool,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            digest: None,
+            memory_bytes: 64 << 20,
+            call_timeout_ms: 1000,
+            instances: 2,
+            file_suffix: String::new(),
+            files: true,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    digest: Option<String>,
+    memory_mib: Option<usize>,
+    call_timeout_ms: Option<u64>,
+    instances: Option<usize>,
+    file_suffix: Option<String>,
+    files: Option<bool>,
+}
+
+impl Manifest {
+    /// Parse manifest text; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Manifest> {
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim_end()))?;
+        let d = Manifest::default();
+        let m = Manifest {
+            digest: raw.digest.map(|s| s.trim().to_ascii_lowercase()),
+            memory_bytes: raw.memory_mib.map_or(d.memory_bytes, |m| m << 20),
+            call_timeout_ms: raw.call_timeout_ms.unwrap_or(d.call_timeout_ms),
+            instances: raw.instances.unwrap_or(d.instances),
+            file_suffix: raw.file_suffix.unwrap_or(d.file_suffix),
+            files: raw.files.unwrap_or(d.files),
+        };
+        if let Some(digest) = &m.digest {
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!(
+                    "{}: key `digest`: expected 64 hex digits of a blake3 hash",
+                    file.display()
+                );
+            }
+        }
+        if m.memory_bytes < (1 << 20)
+            || m.call_timeout_ms == 0
+            || m.instances == 0
+            || m.instances > 64
+        {
+            bail!(
+                "{}: limits out of range (memory_mib >= 1, call_timeout_ms >= 1, instances 1..=64)",
+                file.display()
+            );
+        }
+        if m.file_suffix.contains('/') {
+            bail!(
+                "{}: key `file_suffix`: must not contain '/'",
+                file.display()
+            );
+        }
+        Ok(m)
+    }
+
+    /// Read `NAME.toml` if it exists, else the defaults.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Manifest::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_validates() {
+        let f = Path::new("cdb.toml");
+        let m =
+            Manifest::parse("file_suffix = \".cdb\"\nmemory_mib = 8\ninstances = 4\n", f).unwrap();
+        assert_eq!(
+            (m.file_suffix.as_str(), m.memory_bytes, m.instances),
+            (".cdb", 8 << 20, 4)
+        );
+        assert!(Manifest::parse("digest = \"xyz\"", f)
+            .unwrap_err()
+            .to_string()
+            .contains("digest"));
+        assert!(Manifest::parse("memroy_mib = 8", f)
+            .unwrap_err()
+            .to_string()
+            .contains("memroy_mib"));
+        assert!(Manifest::parse("file_suffix = \"/../x\"", f).is_err());
+    }
+}

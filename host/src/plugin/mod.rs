@@ -1,0 +1,258 @@
+//! WebAssembly map-type plugins. Each `NAME.wasm` in a plugin directory is a
+//! component of the `plugin` world (wit/dict.wit) providing map type `NAME`;
+//! an optional `NAME.toml` manifest pins its blake3 digest and sets limits.
+//! Directories are searched in order, so an operator's directory adds to or
+//! overrides the plugins shipped with proxymapd. Components are compiled once
+//! (kept in the compile cache) and pre-linked; a changed `.wasm` is reloaded
+//! and its tables reopen between requests.
+
+pub mod cache;
+pub mod componentize;
+pub mod instance;
+pub mod manifest;
+pub mod table;
+
+use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenRequest};
+use anyhow::{bail, Context, Result};
+use cache::{CompileCache, Origin};
+use instance::{linker, HostState, InstanceSpec, PluginPre, WitOpenRequest};
+use manifest::Manifest;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine};
+
+/// How often the engine's epoch advances (the time-limit granularity).
+const TICK: Duration = Duration::from_millis(10);
+
+/// A loaded, compiled plugin.
+pub struct LoadedPlugin {
+    /// Map type name.
+    pub name: String,
+    /// The `.wasm` file.
+    pub path: PathBuf,
+    /// blake3 digest (hex) of the `.wasm` file.
+    pub digest: String,
+    /// Limits and file rules.
+    pub manifest: Manifest,
+    /// Whether compiling was needed or the cache had it.
+    pub origin: Origin,
+    stamp: FileStamp,
+    manifest_stamp: FileStamp,
+    pre: PluginPre<HostState>,
+}
+
+/// Finds, verifies, compiles and instantiates plugins.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    dirs: Vec<PathBuf>,
+    cache: CompileCache,
+    loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl PluginHost {
+    /// A host searching `dirs` in order, caching compiled code in `cache_dir`.
+    pub fn new(dirs: Vec<PathBuf>, cache_dir: Option<PathBuf>) -> Result<PluginHost> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("plugin engine: {e}"))?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .context("start the plugin timer thread")?;
+        Ok(PluginHost {
+            linker: linker(&engine)?,
+            engine,
+            dirs,
+            cache: CompileCache::new(cache_dir),
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The plugin directories, in search order.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The `.wasm` file providing map type `name`, if any directory has one.
+    pub fn locate(&self, name: &str) -> Option<PathBuf> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return None;
+        }
+        self.dirs
+            .iter()
+            .map(|d| d.join(format!("{name}.wasm")))
+            .find(|p| p.is_file())
+    }
+
+    /// Map types available from the plugin directories.
+    pub fn available(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .dirs
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".wasm")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Load (or reuse) the plugin for map type `name` found at `path`.
+    pub fn load(&self, name: &str, path: &Path) -> Result<Arc<LoadedPlugin>> {
+        let manifest_path = path.with_extension("toml");
+        {
+            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = loaded.get(name) {
+                if p.path == path && !p.stamp.changed() && !p.manifest_stamp.changed() {
+                    return Ok(p.clone());
+                }
+            }
+        }
+        let stamp = FileStamp::take(path);
+        let manifest_stamp = FileStamp::take(&manifest_path);
+        let bytes =
+            std::fs::read(path).with_context(|| format!("read plugin {}", path.display()))?;
+        let manifest = Manifest::load(&manifest_path)?;
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        if let Some(expected) = &manifest.digest {
+            if *expected != digest {
+                bail!(
+                    "plugin {}: blake3 digest mismatch: manifest {} expects {expected}, file has {digest}; refusing to load",
+                    path.display(),
+                    manifest_path.display()
+                );
+            }
+        }
+        let component_bytes = componentize::componentize(&bytes)
+            .map_err(|e| anyhow::anyhow!("plugin {}: {e:#}", path.display()))?;
+        let (component, origin) = self
+            .cache
+            .component(&self.engine, &digest, &component_bytes)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "plugin {}: not a valid proxymapd plugin component: {e:#}",
+                    path.display()
+                )
+            })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "plugin {}: does not fit the proxymapd:dict/plugin world (it may only import proxymapd:dict/host): {e}",
+                    path.display()
+                )
+            })?;
+        tracing::info!(
+            "plugin {name}: loaded {} (blake3 {digest}, {})",
+            path.display(),
+            if origin == Origin::Cached {
+                "compiled code from cache"
+            } else {
+                "compiled"
+            }
+        );
+        let plugin = Arc::new(LoadedPlugin {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            digest,
+            manifest,
+            origin,
+            stamp,
+            manifest_stamp,
+            pre,
+        });
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The files a table of `plugin` named `name` may read.
+    fn files_of(plugin: &LoadedPlugin, name: &str) -> Vec<PathBuf> {
+        if !plugin.manifest.files || name.is_empty() {
+            return Vec::new();
+        }
+        vec![PathBuf::from(format!(
+            "{name}{}",
+            plugin.manifest.file_suffix
+        ))]
+    }
+
+    fn open_table(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        req: &OpenRequest<'_>,
+    ) -> Result<Arc<dyn Dict>, OpenError> {
+        let files = Self::files_of(&plugin, req.name);
+        let mut stamps: Vec<FileStamp> = files.iter().map(|f| FileStamp::take(f)).collect();
+        stamps.push(plugin.stamp.clone());
+        stamps.push(plugin.manifest_stamp.clone());
+        let request = WitOpenRequest {
+            map_type: plugin.name.clone(),
+            name: req.name.to_string(),
+            flags: req.flags,
+            files: files
+                .iter()
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect(),
+            writable: req.writable,
+            utf8: req.utf8,
+        };
+        let ticks = plugin
+            .manifest
+            .call_timeout_ms
+            .div_ceil(TICK.as_millis() as u64)
+            + 1;
+        let spec = InstanceSpec {
+            pre: plugin.pre.clone(),
+            plugin: plugin.name.as_str().into(),
+            table: req.table.into(),
+            files: files.into(),
+            memory_bytes: plugin.manifest.memory_bytes,
+            deadline_ticks: ticks,
+        };
+        let table = table::PluginTable::open(spec, request, plugin.manifest.instances, stamps)?;
+        Ok(Arc::new(table))
+    }
+}
+
+impl MapTypeSource for PluginHost {
+    fn open_type(
+        &self,
+        type_name: &str,
+        req: &OpenRequest<'_>,
+    ) -> Option<Result<Arc<dyn Dict>, OpenError>> {
+        let path = self.locate(type_name)?;
+        Some(
+            self.load(type_name, &path)
+                .map_err(|e| OpenError::new(req.table, format!("{e:#}")))
+                .and_then(|plugin| self.open_table(plugin, req)),
+        )
+    }
+}

@@ -1,13 +1,32 @@
 #!/usr/bin/env bash
 # The proxymapd test command: installs what the tests need on a fresh Debian
-# machine (tests/install-deps.sh), then runs every test of the workspace,
-# including the interop tests that drive real Postfix clients and the
-# benchmark smoke run against a private Postfix instance.
+# machine (tests/install-deps.sh), builds proxymapd, its plugins (found beside
+# the binary without configuration) and the test plugins, then runs every
+# test of the workspace: unit, wire, CLI, interop with real Postfix clients,
+# plugin sandbox tests and the benchmark smoke run. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
 
 # Build products live outside the clone so repeated runs reuse them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/proxymapd/target}"
+export PLUGIN_TARGET_DIR="${PLUGIN_TARGET_DIR:-$HOME/.cache/proxymapd/wasm-target}"
+cargo build --locked -p proxymapd
+export PROXYMAPD="$CARGO_TARGET_DIR/debug/proxymapd"
+bash sdk/build-plugins.sh "$CARGO_TARGET_DIR/debug/plugins"
+for crate in tests/plugins/hostile examples/csv-table; do
+  name=$(basename "$crate"); name=${name%-table}
+  bash sdk/build-plugin.sh "$crate" "$CARGO_TARGET_DIR/debug/test-plugins/$name.wasm"
+  cp "$crate/$name.toml" "$CARGO_TARGET_DIR/debug/test-plugins/$name.toml"
+done
+
 cargo bench --workspace --locked --no-run
-cargo test --workspace --lib --bins --tests --locked
+log=$(mktemp)
+set +e
+cargo test --workspace --lib --bins --tests --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"

@@ -11,6 +11,10 @@ use crate::dict::{Dict, DictError, Entry, FileStamp, OpenError, SeqStep};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
 
+/// Largest value a plugin may return; larger replies cost the request
+/// (RETRY) instead of flooding the client.
+pub const MAX_VALUE: usize = 1 << 20;
+
 struct Pool {
     idle: Vec<Instance>,
     live: usize,
@@ -117,6 +121,25 @@ impl PluginTable {
         }
     }
 
+    /// Refuse values over [`MAX_VALUE`].
+    fn bounded(&self, value: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, DictError> {
+        match value {
+            Some(v) if v.len() > MAX_VALUE => {
+                tracing::error!(
+                    "plugin {}: table {}: lookup returned {} bytes, more than the {MAX_VALUE}-byte limit",
+                    self.spec.plugin,
+                    self.spec.table,
+                    v.len()
+                );
+                Err(DictError::Retry(format!(
+                    "plugin {} returned an oversized value",
+                    self.spec.plugin
+                )))
+            }
+            other => Ok(other),
+        }
+    }
+
     fn failed(&self, what: &str, e: CallError) -> DictError {
         match e {
             CallError::Plugin(e) => plugin_error(e),
@@ -139,13 +162,14 @@ impl Dict for PluginTable {
     }
 
     fn lookup(&self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, DictError> {
-        self.with("lookup", |i| {
+        let value = self.with("lookup", |i| {
             let v = i.lookup(key, flags)?;
             if let Ok(f) = i.flags() {
                 self.flags.store(f, Ordering::Relaxed);
             }
             Ok(v)
-        })
+        })?;
+        self.bounded(value)
     }
 
     fn update(&self, key: &[u8], value: &[u8], flags: u32) -> Result<(), DictError> {

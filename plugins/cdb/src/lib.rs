@@ -1,14 +1,13 @@
 //! cdb:/path — Postfix's cdb tables (`/path.cdb`, made by `postmap cdb:`)
 //! as a proxymapd plugin. Lookups fold keys with FOLD_FIX and learn the
-//! trailing-NUL convention (Postfix writes cdb keys without one); sequence
-//! walks the records in file order; the table is read-only.
+//! trailing-NUL convention (Postfix writes cdb keys without one); the table
+//! is read-only and, as in Postfix, cannot be sequenced.
 
 pub mod reader;
 
 use proxymapd_sdk::nul::NulLearning;
-use proxymapd_sdk::{flags, fold, read_file, Entry, Error, MapType, OpenRequest, SeqStep};
+use proxymapd_sdk::{flags, fold, read_file, Error, MapType, OpenRequest};
 use reader::Cdb;
-use std::cell::Cell;
 
 /// An open cdb table.
 pub struct CdbTable {
@@ -16,7 +15,6 @@ pub struct CdbTable {
     path: String,
     nul: NulLearning,
     utf8: bool,
-    cursor: Cell<Option<u32>>,
 }
 
 impl MapType for CdbTable {
@@ -33,7 +31,6 @@ impl MapType for CdbTable {
             path,
             nul: NulLearning::new(request.flags),
             utf8: request.utf8,
-            cursor: Cell::new(None),
         })
     }
 
@@ -48,26 +45,8 @@ impl MapType for CdbTable {
             .map_err(|e| Error::Config(format!("{}: {e}", self.path)))
     }
 
-    fn sequence(&self, step: SeqStep, _flags: u32) -> Result<Option<Entry>, Error> {
-        let pos = match step {
-            SeqStep::First => self.cdb.first(),
-            SeqStep::Next => match self.cursor.get() {
-                Some(p) => p,
-                None => return Ok(None),
-            },
-        };
-        if self.cdb.at_end(pos) {
-            self.cursor.set(None);
-            return Ok(None);
-        }
-        let (k, v, next) = self
-            .cdb
-            .record(pos)
-            .map_err(|e| Error::Config(format!("{}: {e}", self.path)))?;
-        self.cursor.set(Some(next));
-        let strip = |b: &[u8]| b.strip_suffix(b"\0").unwrap_or(b).to_vec();
-        Ok(Some((strip(k), strip(v))))
-    }
+    // No sequence: Postfix's cdb tables do not support it either
+    // (`postmap -s cdb:...` fails with "sequence operation is not supported").
 }
 
 proxymapd_sdk::export_map_type!(CdbTable);

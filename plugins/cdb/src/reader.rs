@@ -25,8 +25,6 @@ pub fn hash(key: &[u8]) -> u32 {
 /// A cdb file held in memory.
 pub struct Cdb {
     data: Vec<u8>,
-    /// Where the records end and the hash tables begin.
-    end_of_records: u32,
 }
 
 impl Cdb {
@@ -41,7 +39,6 @@ impl Cdb {
         if data.len() > u32::MAX as usize {
             return Err(CdbError("file larger than 4 GiB".into()));
         }
-        let mut end = data.len() as u32;
         for t in 0..256 {
             let pos = u32_at(&data, t * 8)?;
             let slots = u32_at(&data, t * 8 + 4)?;
@@ -50,13 +47,9 @@ impl Cdb {
                 if pos < 2048 || u64::from(pos) + bytes > data.len() as u64 {
                     return Err(CdbError(format!("hash table {t} lies outside the file")));
                 }
-                end = end.min(pos);
             }
         }
-        Ok(Cdb {
-            data,
-            end_of_records: end,
-        })
+        Ok(Cdb { data })
     }
 
     /// The data stored under `key`, if any.
@@ -88,7 +81,7 @@ impl Cdb {
     }
 
     /// The record at `pos`: key, data and the position of the next record.
-    pub fn record(&self, pos: u32) -> Result<(&[u8], &[u8], u32), CdbError> {
+    fn record(&self, pos: u32) -> Result<(&[u8], &[u8], u32), CdbError> {
         let at = pos as usize;
         let klen = u32_at(&self.data, at)? as usize;
         let dlen = u32_at(&self.data, at + 4)? as usize;
@@ -109,16 +102,6 @@ impl Cdb {
             &self.data[dstart..end],
             end as u32,
         ))
-    }
-
-    /// Position of the first record.
-    pub fn first(&self) -> u32 {
-        2048
-    }
-
-    /// True when `pos` is past the last record.
-    pub fn at_end(&self, pos: u32) -> bool {
-        pos >= self.end_of_records
     }
 }
 
@@ -170,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_keys_and_walks_records() {
+    fn finds_keys() {
         let cdb = Cdb::new(build(&[
             (b"alpha", b"1"),
             (b"beta", b"two"),
@@ -181,17 +164,6 @@ mod tests {
         assert_eq!(cdb.get(b"beta").unwrap(), Some(b"two".to_vec()));
         assert_eq!(cdb.get(b"").unwrap(), Some(b"empty".to_vec()));
         assert_eq!(cdb.get(b"gamma").unwrap(), None);
-        let mut pos = cdb.first();
-        let mut keys = Vec::new();
-        while !cdb.at_end(pos) {
-            let (k, _, next) = cdb.record(pos).unwrap();
-            keys.push(k.to_vec());
-            pos = next;
-        }
-        assert_eq!(
-            keys,
-            vec![b"alpha".to_vec(), b"beta".to_vec(), b"".to_vec()]
-        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 # machine. Installs Postfix and friends when missing, builds proxymapd in
 # release mode, starts a private Postfix instance (own config, queue and data
 # directories; master running proxymap with stock process limits) and
-# proxymapd on identical 100,000-entry texthash and lmdb tables, runs the same
+# proxymapd on identical 100,000-entry texthash, lmdb and cdb tables (cdb via
+# proxymapd's WebAssembly plugin), runs the same
 # load against each (alternating) for C = 1, 8, 32, 128, and writes
 # docs/benchmarks.md and docs/benchmarks.svg. Extra arguments go to
 # `proxymapd vs-postfix` (e.g. --duration 2 --repetitions 1).
@@ -11,5 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/proxymapd/target}"
+export PLUGIN_TARGET_DIR="${PLUGIN_TARGET_DIR:-$HOME/.cache/proxymapd/wasm-target}"
 cargo build --release --locked -p proxymapd
+# The cdb plugin, beside the binary where proxymapd finds it unconfigured.
+PROXYMAPD="$CARGO_TARGET_DIR/release/proxymapd" bash sdk/build-plugins.sh "$CARGO_TARGET_DIR/release/plugins"
 "$CARGO_TARGET_DIR/release/proxymapd" vs-postfix --out docs "$@"

@@ -19,7 +19,7 @@ fn postfix_and_proxymapd_give_identical_answers_under_load() {
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for table in ["texthash", "lmdb"] {
+    for table in ["texthash", "lmdb", "cdb"] {
         assert!(
             stdout.contains(&format!("{table}: 300 probes identical"))
                 && stdout.contains("0 errors"),

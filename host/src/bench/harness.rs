@@ -36,8 +36,9 @@ pub struct Options {
     pub smoke: bool,
 }
 
-/// The table types measured, as (label, map type).
-pub const TABLES: [(&str, &str); 2] = [("texthash", "texthash"), ("lmdb", "lmdb")];
+/// The table types measured, as (label, map type); `cdb` is served by
+/// proxymapd's WebAssembly plugin, the others natively.
+pub const TABLES: [(&str, &str); 3] = [("texthash", "texthash"), ("lmdb", "lmdb"), ("cdb", "cdb")];
 
 struct ChildGuard(Child);
 
@@ -127,6 +128,7 @@ impl Servers {
         let maps = maps.join(" ");
         let postfix = PrivatePostfix::start(&work.join("postfix"), &maps, "")?;
         postmap(&postfix.config, &format!("lmdb:{}", virt.display()))?;
+        postmap(&postfix.config, &format!("cdb:{}", virt.display()))?;
         let ours_etc = work.join("proxymapd/etc");
         std::fs::create_dir_all(&ours_etc)?;
         let ours_queue = work.join("proxymapd/queue");

@@ -131,7 +131,7 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
 /// Headline sentence: the ratios at one concurrency level.
 pub fn headline(rows: &[Row], c: usize) -> String {
     let mut parts = Vec::new();
-    for t in ["texthash", "lmdb"] {
+    for t in ["texthash", "lmdb", "cdb"] {
         if let (Some(ours), Some(pf), Some(echo)) = (
             find(rows, "proxymapd", t, c),
             find(rows, "postfix", t, c),
@@ -148,11 +148,13 @@ pub fn headline(rows: &[Row], c: usize) -> String {
     format!("At C = {c}: {}.", parts.join("; "))
 }
 
-const COLORS: [(&str, &str, &str); 5] = [
+const COLORS: [(&str, &str, &str); 7] = [
     ("postfix", "texthash", "#d62728"),
     ("postfix", "lmdb", "#ff7f0e"),
+    ("postfix", "cdb", "#8c564b"),
     ("proxymapd", "texthash", "#1f77b4"),
     ("proxymapd", "lmdb", "#17becf"),
+    ("proxymapd", "cdb", "#2ca02c"),
     ("echo", "-", "#7f7f7f"),
 ];
 
@@ -236,7 +238,7 @@ pub fn svg(rows: &[Row]) -> String {
         } else {
             format!("{server} {table}")
         };
-        let x = 70.0 + i as f64 * 160.0;
+        let x = 10.0 + i as f64 * 122.0;
         let _ = write!(
             svg,
             r#"<rect x="{x}" y="318" width="12" height="12" fill="{color}"/><text x="{}" y="328" font-size="11">{label}</text>"#,

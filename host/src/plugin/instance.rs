@@ -157,7 +157,17 @@ impl Instance {
 
     /// lookup.
     pub fn lookup(&mut self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, CallError> {
-        self.arm();
+        self.lookup_within(key, flags, self.deadline_ticks)
+    }
+
+    /// lookup with a deadline of `ticks` epoch ticks instead of the plugin's own.
+    pub fn lookup_within(
+        &mut self,
+        key: &[u8],
+        flags: u32,
+        ticks: u64,
+    ) -> Result<Option<Vec<u8>>, CallError> {
+        self.store.set_epoch_deadline(ticks);
         let t = self.table;
         flatten(self.bindings.proxymapd_dict_dict().table().call_lookup(
             &mut self.store,
@@ -216,6 +226,14 @@ fn flatten<T>(r: wasmtime::Result<Result<T, WitError>>) -> Result<T, CallError> 
         Ok(Err(e)) => Err(CallError::Plugin(e)),
         Err(trap) => Err(CallError::Trap(trap)),
     }
+}
+
+/// True when the trap is the epoch deadline (the call ran out of time).
+pub fn is_timeout(err: &wasmtime::Error) -> bool {
+    matches!(
+        err.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    )
 }
 
 /// Describe a trap for the log (timeout, memory, panic).

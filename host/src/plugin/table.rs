@@ -5,15 +5,27 @@
 //! fresh one is started on demand.
 
 use super::instance::{
-    describe_trap, CallError, Instance, InstanceSpec, WitError, WitOpenRequest, WitSeqStep,
+    describe_trap, is_timeout, CallError, Instance, InstanceSpec, WitError, WitOpenRequest,
+    WitSeqStep,
 };
 use crate::dict::{Dict, DictError, Entry, FileStamp, OpenError, SeqStep};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
+use std::time::Instant;
 
 /// Largest value a plugin may return; larger replies cost the request
 /// (RETRY) instead of flooding the client.
 pub const MAX_VALUE: usize = 1 << 20;
+
+/// Lookups of a table run on the server's event loop (no thread hand-off)
+/// once this many calls in a row finished within [`FAST_CALL`]...
+const PROMOTE_AFTER: u32 = 64;
+/// ... the bound for a call to count as fast ...
+const FAST_CALL: std::time::Duration = std::time::Duration::from_millis(1);
+/// ... and there they get this many epoch ticks (10 ms each) before they are
+/// cut off, the table is demoted and the lookup is redone off the event loop
+/// with the plugin's full time limit.
+const INLINE_TICKS: u64 = 3;
 
 struct Pool {
     idle: Vec<Instance>,
@@ -31,6 +43,10 @@ pub struct PluginTable {
     stamps: Vec<FileStamp>,
     /// Sequence cursors live inside an instance: sequences use their own.
     sequencer: Mutex<Option<Instance>>,
+    /// Consecutive fast calls on the blocking path.
+    fast_streak: AtomicU32,
+    /// Lookups may run on the event loop.
+    inline: AtomicBool,
 }
 
 fn plugin_error(e: WitError) -> DictError {
@@ -73,6 +89,8 @@ impl PluginTable {
             flags: AtomicU32::new(flags),
             stamps,
             sequencer: Mutex::new(None),
+            fast_streak: AtomicU32::new(0),
+            inline: AtomicBool::new(false),
         })
     }
 
@@ -103,7 +121,9 @@ impl PluginTable {
                 pool = self.returned.wait(pool).unwrap_or_else(|e| e.into_inner());
             }
         };
+        let started = Instant::now();
         let result = call(&mut instance);
+        self.note_duration(started.elapsed());
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Err(CallError::Trap(t)) => {
@@ -118,6 +138,17 @@ impl PluginTable {
                 self.returned.notify_one();
                 other.map_err(|e| self.failed(what, e))
             }
+        }
+    }
+
+    /// Promote the table to event-loop lookups after a run of fast calls.
+    fn note_duration(&self, took: std::time::Duration) {
+        if took <= FAST_CALL {
+            if self.fast_streak.fetch_add(1, Ordering::Relaxed) + 1 >= PROMOTE_AFTER {
+                self.inline.store(true, Ordering::Relaxed);
+            }
+        } else {
+            self.fast_streak.store(0, Ordering::Relaxed);
         }
     }
 
@@ -164,12 +195,55 @@ impl Dict for PluginTable {
     fn lookup(&self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, DictError> {
         let value = self.with("lookup", |i| {
             let v = i.lookup(key, flags)?;
-            if let Ok(f) = i.flags() {
-                self.flags.store(f, Ordering::Relaxed);
+            // Tables learn TRY0NULL/TRY1NULL on their first hits; ask for
+            // the flags again only while neither has been ruled out.
+            let nul = crate::flags::TRY0NULL | crate::flags::TRY1NULL;
+            if self.flags.load(Ordering::Relaxed) & nul == nul {
+                if let Ok(f) = i.flags() {
+                    self.flags.store(f, Ordering::Relaxed);
+                }
             }
             Ok(v)
         })?;
         self.bounded(value)
+    }
+
+    fn try_lookup(&self, key: &[u8], flags: u32) -> Option<Result<Option<Vec<u8>>, DictError>> {
+        if !self.inline.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut instance = {
+            let mut pool = self.pool.try_lock().ok()?;
+            pool.idle.pop()?
+        };
+        match instance.lookup_within(key, flags, INLINE_TICKS) {
+            Err(CallError::Trap(t)) => {
+                self.pool.lock().unwrap_or_else(|e| e.into_inner()).live -= 1;
+                self.returned.notify_one();
+                self.inline.store(false, Ordering::Relaxed);
+                self.fast_streak.store(0, Ordering::Relaxed);
+                if is_timeout(&t) {
+                    // Too slow for the event loop: redo it off the loop with
+                    // the plugin's full time limit (lookups are idempotent).
+                    None
+                } else {
+                    Some(Err(self.failed("lookup", CallError::Trap(t))))
+                }
+            }
+            other => {
+                self.pool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .idle
+                    .push(instance);
+                self.returned.notify_one();
+                Some(
+                    other
+                        .map_err(|e| self.failed("lookup", e))
+                        .and_then(|v| self.bounded(v)),
+                )
+            }
+        }
     }
 
     fn update(&self, key: &[u8], value: &[u8], flags: u32) -> Result<(), DictError> {

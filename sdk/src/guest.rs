@@ -25,6 +25,18 @@ pub fn read_file(index: u32) -> Result<Vec<u8>, String> {
     host::read_file(index)
 }
 
+/// The size of file `index` of the table.
+pub fn file_size(index: u32) -> Result<u64, String> {
+    host::file_size(index)
+}
+
+/// Up to `length` bytes of file `index` from `offset` (fewer at its end).
+/// Large tables should read what a lookup needs with this instead of
+/// copying the whole file into the plugin with [`read_file`].
+pub fn read_at(index: u32, offset: u64, length: u32) -> Result<Vec<u8>, String> {
+    host::read_at(index, offset, length)
+}
+
 /// Log through proxymapd, attributed to the plugin and table.
 pub mod log {
     use super::host::{log, Level};

@@ -27,7 +27,43 @@ pub struct HostState {
     /// The table served, for log lines.
     table: Arc<str>,
     /// The files this table may read, by index.
-    files: Arc<[PathBuf]>,
+    files: Arc<GrantedFiles>,
+}
+
+/// The files granted to one table, read once and shared by all of the
+/// table's instances.
+pub struct GrantedFiles {
+    paths: Vec<PathBuf>,
+    contents: Vec<std::sync::OnceLock<Result<Arc<[u8]>, String>>>,
+}
+
+impl GrantedFiles {
+    /// Grant `paths` (nothing is read until a plugin asks).
+    pub fn new(paths: Vec<PathBuf>) -> GrantedFiles {
+        let contents = paths.iter().map(|_| std::sync::OnceLock::new()).collect();
+        GrantedFiles { paths, contents }
+    }
+
+    /// The granted paths.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// The content of file `index`, read on first use.
+    pub fn get(&self, index: u32) -> Result<Arc<[u8]>, String> {
+        let i = index as usize;
+        let path = self
+            .paths
+            .get(i)
+            .ok_or_else(|| format!("no file number {index} was granted to this table"))?;
+        self.contents[i]
+            .get_or_init(|| {
+                read_granted(path)
+                    .map(Arc::from)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .clone()
+    }
 }
 
 impl Host for HostState {
@@ -42,11 +78,20 @@ impl Host for HostState {
     }
 
     fn read_file(&mut self, index: u32) -> Result<Vec<u8>, String> {
-        let path = self
-            .files
-            .get(index as usize)
-            .ok_or_else(|| format!("no file number {index} was granted to this table"))?;
-        read_granted(path).map_err(|e| format!("{}: {e}", path.display()))
+        self.files.get(index).map(|data| data.to_vec())
+    }
+
+    fn file_size(&mut self, index: u32) -> Result<u64, String> {
+        self.files.get(index).map(|data| data.len() as u64)
+    }
+
+    fn read_at(&mut self, index: u32, offset: u64, length: u32) -> Result<Vec<u8>, String> {
+        let data = self.files.get(index)?;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let end = start.saturating_add(length as usize).min(data.len());
+        Ok(data[start..end].to_vec())
     }
 }
 
@@ -73,7 +118,7 @@ pub struct InstanceSpec {
     /// Table name (`type:name`).
     pub table: Arc<str>,
     /// Granted files.
-    pub files: Arc<[PathBuf]>,
+    pub files: Arc<GrantedFiles>,
     /// Memory limit in bytes.
     pub memory_bytes: usize,
     /// Epoch ticks a call may take.

@@ -15,7 +15,7 @@ pub mod table;
 use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenRequest};
 use anyhow::{bail, Context, Result};
 use cache::{CompileCache, Origin};
-use instance::{linker, HostState, InstanceSpec, PluginPre, WitOpenRequest};
+use instance::{linker, GrantedFiles, HostState, InstanceSpec, PluginPre, WitOpenRequest};
 use manifest::Manifest;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -233,7 +233,7 @@ impl PluginHost {
             pre: plugin.pre.clone(),
             plugin: plugin.name.as_str().into(),
             table: req.table.into(),
-            files: files.into(),
+            files: Arc::new(GrantedFiles::new(files)),
             memory_bytes: plugin.manifest.memory_bytes,
             deadline_ticks: ticks,
         };

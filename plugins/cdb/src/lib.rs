@@ -6,12 +6,32 @@
 pub mod reader;
 
 use proxymapd_sdk::nul::NulLearning;
-use proxymapd_sdk::{flags, fold, read_file, Error, MapType, OpenRequest};
-use reader::Cdb;
+use proxymapd_sdk::{file_size, flags, fold, read_at, Error, MapType, OpenRequest};
+use reader::{past_end, Cdb, CdbError, Source};
+
+/// Granted file number 0, read through the host piece by piece: the table
+/// stays out of the plugin's memory.
+pub struct HostFile {
+    size: u64,
+}
+
+impl Source for HostFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, CdbError> {
+        let data = read_at(0, offset, len).map_err(CdbError)?;
+        if data.len() != len as usize {
+            return Err(past_end(offset));
+        }
+        Ok(data)
+    }
+}
 
 /// An open cdb table.
 pub struct CdbTable {
-    cdb: Cdb,
+    cdb: Cdb<HostFile>,
     path: String,
     nul: NulLearning,
     utf8: bool,
@@ -24,8 +44,8 @@ impl MapType for CdbTable {
             .first()
             .cloned()
             .ok_or_else(|| Error::Config("no table file was granted".into()))?;
-        let data = read_file(0).map_err(|e| Error::Config(format!("open database {path}: {e}")))?;
-        let cdb = Cdb::new(data).map_err(|e| Error::Config(format!("{path}: {e}")))?;
+        let size = file_size(0).map_err(|e| Error::Config(format!("open database {path}: {e}")))?;
+        let cdb = Cdb::new(HostFile { size }).map_err(|e| Error::Config(format!("{path}: {e}")))?;
         Ok(CdbTable {
             cdb,
             path,

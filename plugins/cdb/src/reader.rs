@@ -1,8 +1,10 @@
 //! A reader for cdb files as Postfix writes them (tinycdb format): a
 //! 2048-byte header of 256 (position, slot count) pairs, the records
 //! (`klen`, `dlen`, key, data), then 256 open-addressing hash tables of
-//! (hash, record position) slots. All numbers are little-endian u32. Every
-//! read is bounds-checked: a corrupt file gives an error, never a panic.
+//! (hash, record position) slots. All numbers are little-endian u32. The
+//! header is kept; everything else is read on demand through a [`Source`],
+//! so a table need not live in the reader's memory. Every read is checked:
+//! a corrupt file gives an error, never a panic.
 
 use std::fmt;
 
@@ -22,93 +24,101 @@ pub fn hash(key: &[u8]) -> u32 {
         .fold(5381u32, |h, &c| (h << 5).wrapping_add(h) ^ u32::from(c))
 }
 
-/// A cdb file held in memory.
-pub struct Cdb {
-    data: Vec<u8>,
+/// Random access to the bytes of a cdb file.
+pub trait Source {
+    /// The file's size.
+    fn size(&self) -> u64;
+    /// Exactly `len` bytes at `offset` (an error if the file is shorter).
+    fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, CdbError>;
 }
 
-impl Cdb {
-    /// Check the header and wrap the file's bytes.
-    pub fn new(data: Vec<u8>) -> Result<Cdb, CdbError> {
-        if data.len() < 2048 {
+impl Source for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, CdbError> {
+        let start = usize::try_from(offset).map_err(|_| past_end(offset))?;
+        let end = start
+            .checked_add(len as usize)
+            .ok_or_else(|| past_end(offset))?;
+        self.get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| past_end(offset))
+    }
+}
+
+/// The error for a read beyond the end of the file.
+pub fn past_end(offset: u64) -> CdbError {
+    CdbError(format!("read past the end of the file at offset {offset}"))
+}
+
+/// A cdb file: its header is kept, everything else is read on demand.
+pub struct Cdb<S: Source> {
+    source: S,
+    header: Vec<u8>,
+}
+
+fn le32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+impl<S: Source> Cdb<S> {
+    /// Read and check the header.
+    pub fn new(source: S) -> Result<Cdb<S>, CdbError> {
+        let size = source.size();
+        if size < 2048 {
             return Err(CdbError(format!(
-                "file too short for a cdb header ({} bytes)",
-                data.len()
+                "file too short for a cdb header ({size} bytes)"
             )));
         }
-        if data.len() > u32::MAX as usize {
+        if size > u64::from(u32::MAX) {
             return Err(CdbError("file larger than 4 GiB".into()));
         }
+        let header = source.read(0, 2048)?;
         for t in 0..256 {
-            let pos = u32_at(&data, t * 8)?;
-            let slots = u32_at(&data, t * 8 + 4)?;
-            if slots > 0 {
-                let bytes = u64::from(slots) * 8;
-                if pos < 2048 || u64::from(pos) + bytes > data.len() as u64 {
-                    return Err(CdbError(format!("hash table {t} lies outside the file")));
-                }
+            let pos = le32(&header, t * 8);
+            let slots = le32(&header, t * 8 + 4);
+            if slots > 0 && (pos < 2048 || u64::from(pos) + u64::from(slots) * 8 > size) {
+                return Err(CdbError(format!("hash table {t} lies outside the file")));
             }
         }
-        Ok(Cdb { data })
+        Ok(Cdb { source, header })
     }
 
     /// The data stored under `key`, if any.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, CdbError> {
         let h = hash(key);
         let t = (h & 255) as usize;
-        let pos = u32_at(&self.data, t * 8)? as usize;
-        let slots = u32_at(&self.data, t * 8 + 4)?;
+        let pos = u64::from(le32(&self.header, t * 8));
+        let slots = le32(&self.header, t * 8 + 4);
         if slots == 0 {
             return Ok(None);
         }
         let mut slot = (h >> 8) % slots;
         for _ in 0..slots {
-            let at = pos + slot as usize * 8;
-            let slot_hash = u32_at(&self.data, at)?;
-            let record = u32_at(&self.data, at + 4)?;
+            let entry = self.source.read(pos + u64::from(slot) * 8, 8)?;
+            let (slot_hash, record) = (le32(&entry, 0), le32(&entry, 4));
             if record == 0 {
                 return Ok(None);
             }
             if slot_hash == h {
-                let (k, v, _) = self.record(record)?;
-                if k == key {
-                    return Ok(Some(v.to_vec()));
+                let lens = self.source.read(u64::from(record), 8)?;
+                let (klen, dlen) = (le32(&lens, 0), le32(&lens, 4));
+                if klen as usize == key.len() {
+                    let total = klen
+                        .checked_add(dlen)
+                        .ok_or_else(|| CdbError(format!("record at {record} is too long")))?;
+                    let body = self.source.read(u64::from(record) + 8, total)?;
+                    if &body[..klen as usize] == key {
+                        return Ok(Some(body[klen as usize..].to_vec()));
+                    }
                 }
             }
             slot = (slot + 1) % slots;
         }
         Ok(None)
     }
-
-    /// The record at `pos`: key, data and the position of the next record.
-    fn record(&self, pos: u32) -> Result<(&[u8], &[u8], u32), CdbError> {
-        let at = pos as usize;
-        let klen = u32_at(&self.data, at)? as usize;
-        let dlen = u32_at(&self.data, at + 4)? as usize;
-        let kstart = at + 8;
-        let dstart = kstart
-            .checked_add(klen)
-            .ok_or_else(|| CdbError("record length overflow".into()))?;
-        let end = dstart
-            .checked_add(dlen)
-            .ok_or_else(|| CdbError("record length overflow".into()))?;
-        if end > self.data.len() {
-            return Err(CdbError(format!(
-                "record at {pos} runs past the end of the file"
-            )));
-        }
-        Ok((
-            &self.data[kstart..dstart],
-            &self.data[dstart..end],
-            end as u32,
-        ))
-    }
-}
-
-fn u32_at(data: &[u8], at: usize) -> Result<u32, CdbError> {
-    data.get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| CdbError(format!("read past the end of the file at offset {at}")))
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub struct Client {
     stream: UnixStream,
     decoder: FrameDecoder,
     pending: Vec<u8>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
     instance_flags: Option<u32>,
 }
 
@@ -52,6 +54,8 @@ impl Client {
                 max_attrs: 64,
             }),
             pending: Vec::new(),
+            buf: vec![0; 64 * 1024],
+            out: Vec::with_capacity(512),
             instance_flags: None,
         };
         if greeting {
@@ -61,6 +65,11 @@ impl Client {
             }
         }
         Ok(client)
+    }
+
+    /// The instance flags sent with every request (3.11+ dialect), if any.
+    pub fn instance_flags(&self) -> Option<u32> {
+        self.instance_flags
     }
 
     /// Act as a Postfix 3.11+ client sending these instance flags.
@@ -75,35 +84,17 @@ impl Client {
         self.read_reply()
     }
 
-    /// Read one frame.
-    pub fn read_reply(&mut self) -> Result<ReplyAttrs> {
-        let mut buf = [0u8; 8192];
-        loop {
-            if !self.pending.is_empty() {
-                let (used, out) = self.decoder.feed(&self.pending);
-                self.pending.drain(..used);
-                match out {
-                    Some(Decoded::Frame(attrs)) => return Ok(ReplyAttrs(attrs)),
-                    Some(Decoded::Malformed(e)) => bail!("malformed reply: {e}"),
-                    None => {}
-                }
-            }
-            let n = self.stream.read(&mut buf)?;
-            if n == 0 {
-                bail!("server closed the connection");
-            }
-            self.pending.extend_from_slice(&buf[..n]);
-        }
-    }
-
-    fn request(
+    /// Send one request (`flags` left out when `None`) and read its reply.
+    /// Buffers are reused, so this is cheap enough for load generation.
+    pub fn request(
         &mut self,
         name: &str,
         table: &str,
         flags: Option<u32>,
         rest: &[(&str, &[u8])],
     ) -> Result<ReplyAttrs> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
         encode_attr(&mut out, "request", name.as_bytes());
         encode_attr(&mut out, "table", table.as_bytes());
         if let Some(inst) = self.instance_flags {
@@ -116,7 +107,33 @@ impl Client {
             encode_attr(&mut out, n, v);
         }
         end_frame(&mut out);
-        self.raw(&out)
+        let result = self
+            .stream
+            .write_all(&out)
+            .map_err(Into::into)
+            .and_then(|()| self.read_reply());
+        self.out = out;
+        result
+    }
+
+    /// Read one frame.
+    pub fn read_reply(&mut self) -> Result<ReplyAttrs> {
+        loop {
+            if !self.pending.is_empty() {
+                let (used, out) = self.decoder.feed(&self.pending);
+                self.pending.drain(..used);
+                match out {
+                    Some(Decoded::Frame(attrs)) => return Ok(ReplyAttrs(attrs)),
+                    Some(Decoded::Malformed(e)) => bail!("malformed reply: {e}"),
+                    None => {}
+                }
+            }
+            let n = self.stream.read(&mut self.buf)?;
+            if n == 0 {
+                bail!("server closed the connection");
+            }
+            self.pending.extend_from_slice(&self.buf[..n]);
+        }
     }
 
     /// `open`: returns status and the table's flags.

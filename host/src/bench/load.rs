@@ -4,13 +4,10 @@
 //! Latency is recorded per request in an HDR histogram; reply statuses are
 //! counted. Works against any proxymap-protocol server and any dialect.
 
-use crate::codec::attr::{encode_attr, encode_num, end_frame, Decoded};
-use crate::codec::{FrameDecoder, Limits};
+use crate::client::Client;
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -92,104 +89,22 @@ impl LoadReport {
     }
 }
 
-/// One protocol connection used by the load generator.
-pub struct Conn {
-    stream: UnixStream,
-    decoder: FrameDecoder,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    out: Vec<u8>,
-    instance_flags: Option<u32>,
+/// Send one request on `client` and return (status, value) of the reply.
+fn call(
+    client: &mut Client,
+    request: &str,
+    table: &str,
+    flags: u32,
+    fields: &[(&str, &[u8])],
+) -> Result<(u32, Vec<u8>)> {
+    let flags = (request != "open" || client.instance_flags().is_none()).then_some(flags);
+    let reply = client.request(request, table, flags, fields)?;
+    let status = reply.status().context("reply without status")?;
+    Ok((status, reply.get("value").unwrap_or_default().to_vec()))
 }
 
-impl Conn {
-    /// Connect and read the greeting when one is expected.
-    pub fn open(
-        socket: &std::path::Path,
-        greeting: bool,
-        instance_flags: Option<u32>,
-    ) -> Result<Conn> {
-        let stream =
-            UnixStream::connect(socket).with_context(|| format!("connect {}", socket.display()))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut conn = Conn {
-            stream,
-            decoder: FrameDecoder::new(Limits {
-                max_string: 1 << 20,
-                max_attrs: 16,
-            }),
-            buf: vec![0; 64 * 1024],
-            start: 0,
-            end: 0,
-            out: Vec::with_capacity(512),
-            instance_flags,
-        };
-        if greeting {
-            let attrs = conn.read_frame()?;
-            if attrs.first().map(|a| a.0.as_slice()) != Some(b"protocol") {
-                bail!("no proxymap greeting from {}", socket.display());
-            }
-        }
-        Ok(conn)
-    }
-
-    fn read_frame(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        loop {
-            if self.start < self.end {
-                let (used, out) = self.decoder.feed(&self.buf[self.start..self.end]);
-                self.start += used;
-                match out {
-                    Some(Decoded::Frame(attrs)) => {
-                        return Ok(attrs.into_iter().map(|a| (a.name, a.value)).collect())
-                    }
-                    Some(Decoded::Malformed(e)) => bail!("malformed reply: {e}"),
-                    None => {}
-                }
-            }
-            self.start = 0;
-            self.end = self.stream.read(&mut self.buf)?;
-            if self.end == 0 {
-                bail!("server closed the connection");
-            }
-        }
-    }
-
-    /// Send one request and return (status, value, key) of the reply.
-    pub fn call(
-        &mut self,
-        request: &str,
-        table: &str,
-        flags: u32,
-        fields: &[(&str, &[u8])],
-    ) -> Result<(u32, Vec<u8>, Vec<u8>)> {
-        self.out.clear();
-        encode_attr(&mut self.out, "request", request.as_bytes());
-        encode_attr(&mut self.out, "table", table.as_bytes());
-        if let Some(inst) = self.instance_flags {
-            encode_num(&mut self.out, "instance_flags", inst);
-        }
-        if request != "open" || self.instance_flags.is_none() {
-            encode_num(&mut self.out, "flags", flags);
-        }
-        for (n, v) in fields {
-            encode_attr(&mut self.out, n, v);
-        }
-        end_frame(&mut self.out);
-        self.stream.write_all(&self.out)?;
-        let attrs = self.read_frame()?;
-        let mut status = None;
-        let (mut value, mut key) = (Vec::new(), Vec::new());
-        for (n, v) in attrs {
-            match n.as_slice() {
-                b"status" => status = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()),
-                b"value" => value = v,
-                b"key" => key = v,
-                _ => {}
-            }
-        }
-        Ok((status.context("reply without status")?, value, key))
-    }
+fn connect(spec: &LoadSpec) -> Result<Client> {
+    Ok(Client::connect(&spec.socket, spec.greeting)?.with_instance_flags(spec.instance_flags))
 }
 
 /// A key for request number `n` of a worker.
@@ -212,7 +127,7 @@ fn pick<'k>(
 
 struct WorkerResult {
     /// Kept open until the caller has sampled the server.
-    conn: Option<Conn>,
+    conn: Option<Client>,
     requests: u64,
     latency: Histogram<u64>,
     statuses: BTreeMap<u32, u64>,
@@ -241,11 +156,7 @@ pub fn run_sampled<S>(spec: &LoadSpec, sample: impl Fn() -> S) -> Result<(LoadRe
     // Connect everything first, so connection setup is not timed.
     let mut conns = Vec::with_capacity(spec.concurrency);
     for _ in 0..spec.concurrency.max(1) {
-        conns.push(Conn::open(
-            &spec.socket,
-            spec.greeting,
-            spec.instance_flags,
-        )?);
+        conns.push(connect(spec)?);
     }
     let budget = Arc::new(AtomicI64::new(spec.requests.map_or(i64::MAX, |n| n as i64)));
     let barrier = Arc::new(Barrier::new(conns.len() + 1));
@@ -273,14 +184,25 @@ pub fn run_sampled<S>(spec: &LoadSpec, sample: impl Fn() -> S) -> Result<(LoadRe
                 let key = pick(&mut rng, &spec.keys, spec.miss_ratio, &mut miss).to_vec();
                 let started = Instant::now();
                 let outcome = match spec.mode {
-                    Mode::Lookup => conn.call("lookup", &spec.table, spec.flags, &[("key", &key)]),
-                    Mode::OpenLookup => {
-                        conn.call("open", &spec.table, spec.flags, &[])
-                            .and_then(|_| {
-                                conn.call("lookup", &spec.table, spec.flags, &[("key", &key)])
-                            })
-                    }
-                    Mode::Update => conn.call(
+                    Mode::Lookup => call(
+                        &mut conn,
+                        "lookup",
+                        &spec.table,
+                        spec.flags,
+                        &[("key", &key)],
+                    ),
+                    Mode::OpenLookup => call(&mut conn, "open", &spec.table, spec.flags, &[])
+                        .and_then(|_| {
+                            call(
+                                &mut conn,
+                                "lookup",
+                                &spec.table,
+                                spec.flags,
+                                &[("key", &key)],
+                            )
+                        }),
+                    Mode::Update => call(
+                        &mut conn,
                         "update",
                         &spec.table,
                         spec.flags,
@@ -289,14 +211,14 @@ pub fn run_sampled<S>(spec: &LoadSpec, sample: impl Fn() -> S) -> Result<(LoadRe
                 };
                 let took = started.elapsed().as_nanos() as u64;
                 match outcome {
-                    Ok((status, _, _)) => {
+                    Ok((status, _)) => {
                         result.requests += 1;
                         let _ = result.latency.record(took.max(1));
                         *result.statuses.entry(status).or_default() += 1;
                     }
                     Err(_) => {
                         result.failures += 1;
-                        match Conn::open(&spec.socket, spec.greeting, spec.instance_flags) {
+                        match connect(&spec) {
                             Ok(c) => conn = c,
                             Err(_) => break,
                         }
@@ -348,11 +270,8 @@ pub fn answers(
     flags: u32,
     keys: &[Vec<u8>],
 ) -> Result<Vec<(u32, Vec<u8>)>> {
-    let mut conn = Conn::open(socket, greeting, None)?;
+    let mut client = Client::connect(socket, greeting)?;
     keys.iter()
-        .map(|k| {
-            conn.call("lookup", table, flags, &[("key", k)])
-                .map(|(s, v, _)| (s, v))
-        })
+        .map(|k| call(&mut client, "lookup", table, flags, &[("key", k)]))
         .collect()
 }

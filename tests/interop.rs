@@ -6,111 +6,8 @@
 
 mod common;
 
-use common::Server;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-/// A private Postfix configuration served by proxymapd.
-struct Postfix {
-    server: Server,
-    etc: PathBuf,
-    data: PathBuf,
-}
-
-impl Postfix {
-    fn start(read_maps: &str, write_maps: &str, setup: impl FnOnce(&Path)) -> Postfix {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let etc = root.join("etc");
-        let data = root.join("tables");
-        std::fs::create_dir_all(&etc).unwrap();
-        std::fs::create_dir_all(&data).unwrap();
-        setup(&data);
-        let expand = |s: &str| s.replace("$data", &data.to_string_lossy());
-        std::fs::write(
-            etc.join("main.cf"),
-            format!(
-                "queue_directory = {}/queue\ncompatibility_level = 3.6\nproxy_read_maps = {}\nproxy_write_maps = {}\n",
-                root.display(),
-                expand(read_maps),
-                expand(write_maps)
-            ),
-        )
-        .unwrap();
-        let etc_arg = etc.to_string_lossy().into_owned();
-        let server = Server::spawn(
-            dir,
-            &["serve", "--postfix-config", &etc_arg],
-            &[("PROXYMAPD_INTEROP", "environ-value-ü")],
-        );
-        Postfix { server, etc, data }
-    }
-
-    fn postmap(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new("postmap")
-            .arg("-c")
-            .arg(&self.etc)
-            .args(args)
-            .env("PROXYMAPD_INTEROP", "environ-value-ü")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("postmap must be installed (tests/run.sh installs Postfix)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn table(&self, spec: &str) -> String {
-        spec.replace("$data", &self.data.to_string_lossy())
-    }
-
-    /// Query every key through proxy: and directly; both must agree.
-    fn assert_same(&self, spec: &str, keys: &[String]) -> String {
-        let table = self.table(spec);
-        let input = keys.join("\n") + "\n";
-        let proxied = self.postmap(&["-q", "-", &format!("proxy:{table}")], &input);
-        let direct = self.postmap(&["-q", "-", &table], &input);
-        let (p, d) = (
-            String::from_utf8_lossy(&proxied.stdout),
-            String::from_utf8_lossy(&direct.stdout),
-        );
-        assert_eq!(
-            proxied.status.code(),
-            direct.status.code(),
-            "{table}: exit codes differ\nproxy stderr: {}\ndirect stderr: {}\nserver log:\n{}",
-            String::from_utf8_lossy(&proxied.stderr),
-            String::from_utf8_lossy(&direct.stderr),
-            self.server.log_text()
-        );
-        assert_eq!(p, d, "{table}: proxied and direct answers differ");
-        p.into_owned()
-    }
-
-    fn query_one(&self, table: &str, key: &str) -> (Option<i32>, String) {
-        let out = self.postmap(&["-q", key, table], "");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
-    fn proxymapd(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_proxymapd"))
-            .arg("query")
-            .arg("--postfix-config")
-            .arg(&self.etc)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
+use common::postfix::{sorted_lines, Postfix};
+use std::path::Path;
 
 /// Source entries: lowercase keys (as postmap stores them), UTF-8 keys,
 /// values with spaces, continuation lines and long values.
@@ -313,15 +210,6 @@ fn unapproved_table_is_refused_to_real_postmap() {
         log.contains(&format!("texthash:{}/a2b", pf.data.display())),
         "{log}"
     );
-}
-
-fn sorted_lines(bytes: &[u8]) -> Vec<String> {
-    let mut lines: Vec<String> = String::from_utf8_lossy(bytes)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
 }
 
 #[test]

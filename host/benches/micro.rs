@@ -1,7 +1,8 @@
 //! Micro-benchmarks (`cargo bench -p proxymapd`): codec decode and encode per
 //! request, registry dispatch for an open table, and lookups (hit and miss)
-//! on 100,000-key texthash and lmdb tables (the lmdb file is built by
-//! Postfix's postmap, as in production).
+//! on 100,000-key texthash, lmdb, hash and btree tables (the lmdb and
+//! Berkeley DB files are built by Postfix's postmap, as in production), and
+//! the Berkeley DB reader alone (no lock, no folding) on the hash file.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use proxymapd::codec::attr::Decoded;
@@ -71,20 +72,43 @@ fn tables(c: &mut Criterion) {
     let etc = dir.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("main.cf"), "compatibility_level = 3.6\n").unwrap();
-    let built = Command::new("postmap")
-        .arg("-c")
-        .arg(&etc)
-        .arg(format!("lmdb:{}", virt.display()))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        built,
-        "postmap is needed to build the lmdb table (tests/install-deps.sh installs it)"
-    );
+    let btree_source = dir.path().join("virtual_btree");
+    std::fs::copy(&virt, &btree_source).unwrap();
+    for table in [
+        format!("lmdb:{}", virt.display()),
+        format!("hash:{}", virt.display()),
+        format!("btree:{}", btree_source.display()),
+    ] {
+        let built = Command::new("postmap")
+            .arg("-c")
+            .arg(&etc)
+            .arg(&table)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            built,
+            "postmap is needed to build {table} (tests/install-deps.sh installs it)"
+        );
+    }
+    let db_bytes = std::fs::read(dir.path().join("virtual.db")).unwrap();
+    let db = proxymapd_bdb::Db::open(db_bytes.as_slice()).unwrap();
+    c.bench_function("bdb reader/hash get hit (100k, no lock)", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 7919) % ENTRIES;
+            let key = format!("user{i}@example.com\0");
+            black_box(db.get(key.as_bytes()).unwrap().unwrap().len())
+        })
+    });
     let types = MapTypes::builtin();
-    for map_type in ["texthash", "lmdb"] {
-        let table = format!("{map_type}:{}", virt.display());
+    for map_type in ["texthash", "lmdb", "hash", "btree"] {
+        let file = if map_type == "btree" {
+            &btree_source
+        } else {
+            &virt
+        };
+        let table = format!("{map_type}:{}", file.display());
         let dict = types.open(&table, FLAGS, false, false).unwrap();
         c.bench_function(&format!("{map_type}/lookup hit (100k)"), |b| {
             let mut i = 0usize;

@@ -31,6 +31,10 @@ struct ConfigArgs {
     /// Plugin directory searched before the defaults (repeatable).
     #[arg(long = "plugin-dir", value_name = "DIR")]
     plugin_dirs: Vec<PathBuf>,
+    /// Serve map type TYPE by its WebAssembly plugin instead of natively
+    /// (repeatable; e.g. --sandbox hash).
+    #[arg(long = "sandbox", value_name = "TYPE")]
+    sandboxed: Vec<String>,
 }
 
 impl ConfigArgs {
@@ -230,6 +234,11 @@ fn load_args(args: &ConfigArgs) -> Result<Settings> {
     let mut dirs = args.plugin_dirs.clone();
     dirs.append(&mut settings.plugin_dirs);
     settings.plugin_dirs = dirs;
+    for t in &args.sandboxed {
+        if !settings.sandboxed_map_types.contains(t) {
+            settings.sandboxed_map_types.push(t.clone());
+        }
+    }
     Ok(settings)
 }
 
@@ -249,6 +258,21 @@ fn map_types(settings: &Settings) -> Result<MapTypes> {
     };
     let host = proxymapd::plugin::PluginHost::new(settings.plugin_search_path(), cache)?;
     tracing::info!("plugin map types available: {}", host.available().join(" "));
+    for name in &settings.sandboxed_map_types {
+        if host.locate(name).is_none() {
+            anyhow::bail!(
+                "sandboxed map type {name}: no {name}.wasm in the plugin directories ({}); \
+                 install the plugin there or stop asking for it to be sandboxed",
+                host.dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        types.unregister(name);
+        tracing::info!("map type {name}: served by its WebAssembly plugin");
+    }
     types.add_source(Arc::new(host));
     Ok(types)
 }

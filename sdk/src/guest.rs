@@ -37,6 +37,19 @@ pub fn read_at(index: u32, offset: u64, length: u32) -> Result<Vec<u8>, String> 
     host::read_at(index, offset, length)
 }
 
+/// The table's first granted file — its path, for messages, and its size —
+/// for map types that read one file piece by piece with [`read_at`].
+pub fn granted_file(request: &crate::OpenRequest) -> Result<(String, u64), crate::Error> {
+    let path = request
+        .files
+        .first()
+        .cloned()
+        .ok_or_else(|| crate::Error::Config("no table file was granted".into()))?;
+    let size =
+        file_size(0).map_err(|e| crate::Error::Config(format!("open database {path}: {e}")))?;
+    Ok((path, size))
+}
+
 /// Log through proxymapd, attributed to the plugin and table.
 pub mod log {
     use super::host::{log, Level};

@@ -3,12 +3,12 @@
 //! one works and then remember it (TRY1NULL / TRY0NULL flags).
 
 use crate::flags::{TRY0NULL, TRY1NULL};
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// What a reader has learned about trailing NULs in one table.
 #[derive(Debug)]
 pub struct NulLearning {
-    bits: Cell<u32>,
+    bits: AtomicU32,
 }
 
 impl NulLearning {
@@ -19,13 +19,13 @@ impl NulLearning {
             bits = TRY0NULL | TRY1NULL;
         }
         NulLearning {
-            bits: Cell::new(bits),
+            bits: AtomicU32::new(bits),
         }
     }
 
     /// The current TRY0NULL/TRY1NULL bits (to report in the table's flags).
     pub fn bits(&self) -> u32 {
-        self.bits.get()
+        self.bits.load(Ordering::Relaxed)
     }
 
     /// Look `key` up with `get`, first with a trailing NUL (when allowed),
@@ -36,20 +36,20 @@ impl NulLearning {
         key: &[u8],
         mut get: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<Option<Vec<u8>>, E> {
-        if self.bits.get() & TRY1NULL != 0 {
+        if self.bits.load(Ordering::Relaxed) & TRY1NULL != 0 {
             let mut k = key.to_vec();
             k.push(0);
             if let Some(mut v) = get(&k)? {
-                self.bits.set(self.bits.get() & !TRY0NULL);
+                self.bits.fetch_and(!TRY0NULL, Ordering::Relaxed);
                 if v.last() == Some(&0) {
                     v.pop();
                 }
                 return Ok(Some(v));
             }
         }
-        if self.bits.get() & TRY0NULL != 0 {
+        if self.bits.load(Ordering::Relaxed) & TRY0NULL != 0 {
             if let Some(v) = get(key)? {
-                self.bits.set(self.bits.get() & !TRY1NULL);
+                self.bits.fetch_and(!TRY1NULL, Ordering::Relaxed);
                 return Ok(Some(v));
             }
         }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod postfix;
+
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,10 @@
 //! The side-by-side harness: builds identical tables for a private Postfix
 //! instance and for proxymapd, starts both (and the echo server), then runs
 //! the same load against each, alternating Postfix and proxymapd so machine
-//! drift cancels, for several concurrency levels. A smoke mode only checks
-//! that both servers give identical answers and no errors.
+//! drift cancels, for several concurrency levels. A second proxymapd serves
+//! the tables of [`PLUGIN_TABLES`] through their WebAssembly plugin
+//! (`--sandbox`), measured as server `proxymapd-plugin`. A smoke mode only
+//! checks that every server gives identical answers and no errors.
 
 use super::load::{self, LoadSpec, Mode};
 use super::postfix::PrivatePostfix;
@@ -38,7 +40,15 @@ pub struct Options {
 
 /// The table types measured, as (label, map type); `cdb` is served by
 /// proxymapd's WebAssembly plugin, the others natively.
-pub const TABLES: [(&str, &str); 3] = [("texthash", "texthash"), ("lmdb", "lmdb"), ("cdb", "cdb")];
+pub const TABLES: [(&str, &str); 4] = [
+    ("texthash", "texthash"),
+    ("lmdb", "lmdb"),
+    ("hash", "hash"),
+    ("cdb", "cdb"),
+];
+
+/// Map types measured a second time through their sandboxed plugin.
+pub const PLUGIN_TABLES: [&str; 1] = ["hash"];
 
 struct ChildGuard(Child);
 
@@ -87,6 +97,42 @@ fn write_tables(dir: &Path, entries: usize) -> Result<Vec<Vec<u8>>> {
     Ok(keys)
 }
 
+/// Start a proxymapd serving `maps` from its own configuration directory
+/// under `work/name`; returns it and its proxymap socket.
+fn start_proxymapd(
+    opts: &Options,
+    work: &Path,
+    name: &str,
+    maps: &str,
+    extra: &[&str],
+) -> Result<(ChildGuard, PathBuf)> {
+    let etc = work.join(name).join("etc");
+    std::fs::create_dir_all(&etc)?;
+    let queue = work.join(name).join("queue");
+    std::fs::write(
+        etc.join("main.cf"),
+        format!(
+            "queue_directory = {}\ncompatibility_level = 3.6\nproxy_read_maps = {maps}\n",
+            queue.display()
+        ),
+    )?;
+    let log = std::fs::File::create(work.join(format!("{name}.log")))?;
+    let child = ChildGuard(
+        spawn_tied(
+            Command::new(&opts.proxymapd)
+                .args(["serve", "--postfix-config"])
+                .arg(&etc)
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(log),
+        )
+        .with_context(|| format!("start {name}"))?,
+    );
+    let socket = queue.join("private/proxymap");
+    wait_socket(&socket)?;
+    Ok((child, socket))
+}
+
 fn postmap(config: &Path, table: &str) -> Result<()> {
     let out = Command::new("postmap")
         .arg("-c")
@@ -105,6 +151,8 @@ pub struct Servers {
     postfix: PrivatePostfix,
     ours: ChildGuard,
     ours_socket: PathBuf,
+    sandboxed: ChildGuard,
+    sandboxed_socket: PathBuf,
     echo: ChildGuard,
     echo_socket: PathBuf,
     /// Keys present in the tables.
@@ -129,29 +177,14 @@ impl Servers {
         let postfix = PrivatePostfix::start(&work.join("postfix"), &maps, "")?;
         postmap(&postfix.config, &format!("lmdb:{}", virt.display()))?;
         postmap(&postfix.config, &format!("cdb:{}", virt.display()))?;
-        let ours_etc = work.join("proxymapd/etc");
-        std::fs::create_dir_all(&ours_etc)?;
-        let ours_queue = work.join("proxymapd/queue");
-        std::fs::write(
-            ours_etc.join("main.cf"),
-            format!(
-                "queue_directory = {}\ncompatibility_level = 3.6\nproxy_read_maps = {maps}\n",
-                ours_queue.display()
-            ),
-        )?;
-        let log = std::fs::File::create(work.join("proxymapd.log"))?;
-        let ours = ChildGuard(
-            spawn_tied(
-                Command::new(&opts.proxymapd)
-                    .args(["serve", "--postfix-config"])
-                    .arg(&ours_etc)
-                    .stdout(Stdio::null())
-                    .stderr(log),
-            )
-            .context("start proxymapd")?,
-        );
-        let ours_socket = ours_queue.join("private/proxymap");
-        wait_socket(&ours_socket)?;
+        postmap(&postfix.config, &format!("hash:{}", virt.display()))?;
+        let (ours, ours_socket) = start_proxymapd(opts, &work, "proxymapd", &maps, &[])?;
+        let sandbox: Vec<&str> = PLUGIN_TABLES
+            .iter()
+            .flat_map(|t| ["--sandbox", *t])
+            .collect();
+        let (sandboxed, sandboxed_socket) =
+            start_proxymapd(opts, &work, "proxymapd-plugin", &maps, &sandbox)?;
         let echo_socket = work.join("echo.sock");
         let echo = ChildGuard(
             spawn_tied(
@@ -167,6 +200,8 @@ impl Servers {
             postfix,
             ours,
             ours_socket,
+            sandboxed,
+            sandboxed_socket,
             echo,
             echo_socket,
             keys: Arc::new(keys),
@@ -184,6 +219,10 @@ impl Servers {
             "proxymapd" => (
                 self.ours_socket.clone(),
                 Target::Pids(vec![self.ours.0.id()]),
+            ),
+            "proxymapd-plugin" => (
+                self.sandboxed_socket.clone(),
+                Target::Pids(vec![self.sandboxed.0.id()]),
             ),
             _ => (
                 self.echo_socket.clone(),
@@ -263,7 +302,10 @@ impl Servers {
             let table = self.table(map_type);
             let flags = flags::LOCK | flags::FOLD_FIX;
             let theirs = load::answers(&self.postfix.socket(), true, &table, flags, &probe)?;
-            let ours = load::answers(&self.ours_socket, true, &table, flags, &probe)?;
+            let mut ours = load::answers(&self.ours_socket, true, &table, flags, &probe)?;
+            if theirs == ours && PLUGIN_TABLES.contains(&map_type) {
+                ours = load::answers(&self.sandboxed_socket, true, &table, flags, &probe)?;
+            }
             if theirs != ours {
                 let first = theirs
                     .iter()
@@ -335,7 +377,10 @@ pub fn run(opts: &Options, servers: &Servers, mut progress: impl FnMut(&Row)) ->
                 } else {
                     ["proxymapd", "postfix"]
                 };
-                for server in order {
+                let plugin = PLUGIN_TABLES
+                    .contains(&map_type)
+                    .then_some("proxymapd-plugin");
+                for server in order.into_iter().chain(plugin) {
                     let row = servers.measure(server, label, map_type, c, opts)?;
                     progress(&row);
                     rows.push(row);

@@ -125,13 +125,33 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
             );
         }
     }
+    md.push_str("\n## Sandboxed plugin against the native path\n\n| table | C | req/s plugin ÷ native | req/s plugin ÷ Postfix | p99 plugin ÷ native | CPU/req plugin ÷ native |\n|---|---:|---:|---:|---:|---:|\n");
+    for t in &tables {
+        for &c in &cs {
+            let (Some(plugin), Some(native), Some(pf)) = (
+                find(rows, "proxymapd-plugin", t, c),
+                find(rows, "proxymapd", t, c),
+                find(rows, "postfix", t, c),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(
+                md,
+                "| {t} | {c} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                plugin.rps / native.rps,
+                plugin.rps / pf.rps,
+                plugin.p99_us / native.p99_us,
+                plugin.cpu_us_per_request / native.cpu_us_per_request
+            );
+        }
+    }
     md
 }
 
 /// Headline sentence: the ratios at one concurrency level.
 pub fn headline(rows: &[Row], c: usize) -> String {
     let mut parts = Vec::new();
-    for t in ["texthash", "lmdb", "cdb"] {
+    for t in ["texthash", "lmdb", "hash", "cdb"] {
         if let (Some(ours), Some(pf), Some(echo)) = (
             find(rows, "proxymapd", t, c),
             find(rows, "postfix", t, c),
@@ -145,15 +165,29 @@ pub fn headline(rows: &[Row], c: usize) -> String {
             ));
         }
     }
+    for t in super::harness::PLUGIN_TABLES {
+        if let (Some(plugin), Some(native)) = (
+            find(rows, "proxymapd-plugin", t, c),
+            find(rows, "proxymapd", t, c),
+        ) {
+            parts.push(format!(
+                "{t} through the sandboxed plugin: {:.2}× native req/s",
+                plugin.rps / native.rps
+            ));
+        }
+    }
     format!("At C = {c}: {}.", parts.join("; "))
 }
 
-const COLORS: [(&str, &str, &str); 7] = [
+const COLORS: [(&str, &str, &str); 10] = [
     ("postfix", "texthash", "#d62728"),
     ("postfix", "lmdb", "#ff7f0e"),
+    ("postfix", "hash", "#e377c2"),
     ("postfix", "cdb", "#8c564b"),
     ("proxymapd", "texthash", "#1f77b4"),
     ("proxymapd", "lmdb", "#17becf"),
+    ("proxymapd", "hash", "#9467bd"),
+    ("proxymapd-plugin", "hash", "#bcbd22"),
     ("proxymapd", "cdb", "#2ca02c"),
     ("echo", "-", "#7f7f7f"),
 ];
@@ -228,7 +262,7 @@ fn panel(svg: &mut String, rows: &[Row], x0: f64, title: &str, value: fn(&Row) -
 /// The SVG plot: req/s (left) and p99 latency (right) against C.
 pub fn svg(rows: &[Row]) -> String {
     let mut svg = String::from(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="860" height="340" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="860" height="356" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"#,
     );
     panel(&mut svg, rows, 0.0, "requests/s", |r| r.rps);
     panel(&mut svg, rows, 430.0, "p99 latency (µs)", |r| r.p99_us);
@@ -238,11 +272,13 @@ pub fn svg(rows: &[Row]) -> String {
         } else {
             format!("{server} {table}")
         };
-        let x = 10.0 + i as f64 * 122.0;
+        let x = 10.0 + (i % 5) as f64 * 170.0;
+        let y = 318.0 + (i / 5) as f64 * 16.0;
         let _ = write!(
             svg,
-            r#"<rect x="{x}" y="318" width="12" height="12" fill="{color}"/><text x="{}" y="328" font-size="11">{label}</text>"#,
-            x + 16.0
+            r#"<rect x="{x}" y="{y}" width="12" height="12" fill="{color}"/><text x="{}" y="{}" font-size="11">{label}</text>"#,
+            x + 16.0,
+            y + 10.0
         );
     }
     svg.push_str("</svg>\n");

@@ -55,6 +55,9 @@ pub struct Settings {
     pub plugin_dirs: Vec<PathBuf>,
     /// Where compiled plugins are cached (`None`: the default location).
     pub plugin_cache_dir: Option<PathBuf>,
+    /// Map types served by their WebAssembly plugin instead of the native
+    /// reader in the host (for example `hash`, `btree`).
+    pub sandboxed_map_types: Vec<String>,
 }
 
 /// The operator's default plugin directory.

@@ -60,6 +60,7 @@ pub fn load(dir: &Path) -> Result<Settings> {
         log_level: "info".into(),
         plugin_dirs: Vec::new(),
         plugin_cache_dir: None,
+        sandboxed_map_types: Vec::new(),
     })
 }
 

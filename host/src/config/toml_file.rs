@@ -18,6 +18,7 @@
 //! log_level = "info"
 //! plugin_dirs = ["/etc/proxymapd/plugins"]   # searched before the shipped plugins
 //! plugin_cache_dir = "/var/cache/proxymapd"  # compiled plugins
+//! sandboxed_map_types = ["hash"]  # serve these by their plugin, not natively
 //! ```
 
 use super::{installed_postfix_greeting, ConfigSource, Settings};
@@ -55,6 +56,8 @@ struct TomlConfig {
     #[serde(default)]
     plugin_dirs: Vec<String>,
     plugin_cache_dir: Option<String>,
+    #[serde(default)]
+    sandboxed_map_types: Vec<String>,
 }
 
 fn default_greeting() -> String {
@@ -152,6 +155,18 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             ),
         ));
     }
+    for t in &cfg.sandboxed_map_types {
+        if t.is_empty()
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(bad(
+                "sandboxed_map_types",
+                format!("\"{t}\" is not a map type name"),
+            ));
+        }
+    }
     Ok(Settings {
         source: ConfigSource::Toml(file.to_path_buf()),
         proxymap_socket,
@@ -178,6 +193,7 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             .plugin_cache_dir
             .as_deref()
             .map(|d| PathBuf::from(expand(d))),
+        sandboxed_map_types: cfg.sandboxed_map_types,
     })
 }
 

@@ -1,16 +1,28 @@
-//! Postfix-compatible locks on a table file: whole-file fcntl(2) locks,
-//! shared to read and exclusive to write, as postmap and Postfix's own
-//! daemons take them. fcntl locks belong to the process, not the thread, so
-//! shared holders in this process are counted: the first takes the lock,
-//! the last releases it. Exclusive holders must first exclude this process's
-//! readers (the caller's write lock does that).
+//! Postfix-compatible locks on a table file, shared to read and exclusive to
+//! write, in the style Postfix uses for the map type: whole-file fcntl(2)
+//! locks (lmdb:) or flock(2) (hash:, btree: — Postfix's internal lock style
+//! on Linux, as strace of postmap shows). Both belong to the process (the
+//! open file), not the thread, so shared holders in this process are
+//! counted: the first takes the lock, the last releases it. Exclusive
+//! holders must first exclude this process's readers (the caller's write
+//! lock does that).
 
 use std::io;
 use std::sync::Mutex;
 
+/// Which system call a map type's locks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockStyle {
+    /// fcntl(2) whole-file record locks.
+    Fcntl,
+    /// flock(2) file locks.
+    Flock,
+}
+
 /// The lock state of one open table file.
 pub struct TableLock {
     fd: i32,
+    style: LockStyle,
     readers: Mutex<usize>,
 }
 
@@ -38,15 +50,64 @@ fn set_lock(fd: i32, kind: i32, wait: bool) -> io::Result<()> {
     }
 }
 
+fn set_flock(fd: i32, op: i32, wait: bool) -> io::Result<()> {
+    let op = if wait { op } else { op | libc::LOCK_NB };
+    loop {
+        // SAFETY: fd is an open file; flock takes no pointers.
+        if unsafe { libc::flock(fd, op) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// What a lock operation asks for.
+#[derive(Clone, Copy)]
+enum Want {
+    Shared,
+    Exclusive,
+    Unlock,
+}
+
+fn apply(fd: i32, style: LockStyle, want: Want, wait: bool) -> io::Result<()> {
+    match style {
+        LockStyle::Fcntl => {
+            let kind = match want {
+                Want::Shared => libc::F_RDLCK,
+                Want::Exclusive => libc::F_WRLCK,
+                Want::Unlock => libc::F_UNLCK,
+            };
+            set_lock(fd, kind, wait)
+        }
+        LockStyle::Flock => {
+            let op = match want {
+                Want::Shared => libc::LOCK_SH,
+                Want::Exclusive => libc::LOCK_EX,
+                Want::Unlock => libc::LOCK_UN,
+            };
+            set_flock(fd, op, wait)
+        }
+    }
+}
+
 fn would_block(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES))
 }
 
 impl TableLock {
-    /// Locks on the file open as `fd`.
+    /// fcntl(2) locks on the file open as `fd`.
     pub fn new(fd: i32) -> TableLock {
+        TableLock::with_style(fd, LockStyle::Fcntl)
+    }
+
+    /// Locks of `style` on the file open as `fd`.
+    pub fn with_style(fd: i32, style: LockStyle) -> TableLock {
         TableLock {
             fd,
+            style,
             readers: Mutex::new(0),
         }
     }
@@ -56,7 +117,7 @@ impl TableLock {
     pub fn shared(&self, wait: bool) -> io::Result<Option<SharedGuard<'_>>> {
         let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if *readers == 0 {
-            match set_lock(self.fd, libc::F_RDLCK, wait) {
+            match apply(self.fd, self.style, Want::Shared, wait) {
                 Ok(()) => {}
                 Err(e) if !wait && would_block(&e) => return Ok(None),
                 Err(e) => return Err(e),
@@ -69,7 +130,7 @@ impl TableLock {
     /// Hold the file exclusively (waiting for other processes). The caller
     /// guarantees that no shared guard of this process is alive.
     pub fn exclusive(&self) -> io::Result<ExclusiveGuard<'_>> {
-        set_lock(self.fd, libc::F_WRLCK, true)?;
+        apply(self.fd, self.style, Want::Exclusive, true)?;
         Ok(ExclusiveGuard(self))
     }
 }
@@ -79,13 +140,13 @@ impl Drop for SharedGuard<'_> {
         let mut readers = self.0.readers.lock().unwrap_or_else(|e| e.into_inner());
         *readers -= 1;
         if *readers == 0 {
-            let _ = set_lock(self.0.fd, libc::F_UNLCK, false);
+            let _ = apply(self.0.fd, self.0.style, Want::Unlock, false);
         }
     }
 }
 
 impl Drop for ExclusiveGuard<'_> {
     fn drop(&mut self) {
-        let _ = set_lock(self.0.fd, libc::F_UNLCK, false);
+        let _ = apply(self.0.fd, self.0.style, Want::Unlock, false);
     }
 }

@@ -3,6 +3,7 @@
 //! table. The registry calls only this interface, so a new map type (built-in,
 //! native or plugin) is one more entry in the catalogue and nothing else.
 
+pub mod berkeley;
 pub mod braces;
 pub mod composite;
 pub mod environ;
@@ -11,6 +12,7 @@ pub mod file_lock;
 pub mod inline;
 pub mod lmdb;
 pub mod lmdb_env;
+pub mod mapping;
 pub mod memory;
 pub mod randmap;
 pub mod stamp;
@@ -226,12 +228,19 @@ impl MapTypes {
         types.register("pipemap", composite::open_pipe);
         types.register("randmap", randmap::open);
         types.register("lmdb", lmdb::open);
+        types.register("hash", berkeley::open_hash);
+        types.register("btree", berkeley::open_btree);
         types
     }
 
     /// Add or replace a map type.
     pub fn register(&mut self, name: &str, map_type: impl MapType + 'static) {
         self.types.insert(name.to_string(), Box::new(map_type));
+    }
+
+    /// Remove a map type, so that a plugin source can provide it instead.
+    pub fn unregister(&mut self, name: &str) {
+        self.types.remove(name);
     }
 
     /// Consult `source` for map types not in the catalogue.

@@ -34,6 +34,7 @@ pub struct HostState {
 /// table's instances.
 pub struct GrantedFiles {
     paths: Vec<PathBuf>,
+    flock: bool,
     contents: Vec<std::sync::OnceLock<Result<Arc<[u8]>, String>>>,
 }
 
@@ -41,7 +42,17 @@ impl GrantedFiles {
     /// Grant `paths` (nothing is read until a plugin asks).
     pub fn new(paths: Vec<PathBuf>) -> GrantedFiles {
         let contents = paths.iter().map(|_| std::sync::OnceLock::new()).collect();
-        GrantedFiles { paths, contents }
+        GrantedFiles {
+            paths,
+            flock: false,
+            contents,
+        }
+    }
+
+    /// Read each file under a shared flock(2), waiting for writers.
+    pub fn with_flock(mut self, flock: bool) -> GrantedFiles {
+        self.flock = flock;
+        self
     }
 
     /// The granted paths.
@@ -58,7 +69,7 @@ impl GrantedFiles {
             .ok_or_else(|| format!("no file number {index} was granted to this table"))?;
         self.contents[i]
             .get_or_init(|| {
-                read_granted(path)
+                read_granted(path, self.flock)
                     .map(Arc::from)
                     .map_err(|e| format!("{}: {e}", path.display()))
             })
@@ -97,7 +108,7 @@ impl Host for HostState {
 
 /// Read exactly one granted file through a capability on its directory:
 /// only that name is opened, relative to that directory.
-fn read_granted(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+fn read_granted(path: &std::path::Path, flock: bool) -> std::io::Result<Vec<u8>> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -106,7 +117,18 @@ fn read_granted(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
     let dir = cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority())?;
-    dir.read(name)
+    if !flock {
+        return dir.read(name);
+    }
+    let file = dir.open(name)?.into_std();
+    let lock = crate::dict::file_lock::TableLock::with_style(
+        std::os::fd::AsRawFd::as_raw_fd(&file),
+        crate::dict::file_lock::LockStyle::Flock,
+    );
+    let _shared = lock.shared(true)?;
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut &file, &mut data)?;
+    Ok(data)
 }
 
 /// What an instance needs to start.

@@ -9,6 +9,8 @@
 //! instances = 2                 # instances per table (parallel reads)
 //! file_suffix = ".cdb"          # table `cdb:/x` reads `/x.cdb`; "" reads `/x`
 //! files = true                  # false: tables read no file at all
+//! file_lock = "none"            # "flock": copy the file under a shared flock(2),
+//!                               # as Postfix locks Berkeley DB tables
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -30,6 +32,9 @@ pub struct Manifest {
     pub file_suffix: String,
     /// Whether tables read a file at all.
     pub files: bool,
+    /// Hold a shared flock(2) on the table file while the host reads it,
+    /// so a writer that locks (postmap on Berkeley DB files) is waited for.
+    pub flock: bool,
 }
 
 impl Default for Manifest {
@@ -41,6 +46,7 @@ impl Default for Manifest {
             instances: 2,
             file_suffix: String::new(),
             files: true,
+            flock: false,
         }
     }
 }
@@ -54,6 +60,7 @@ struct Raw {
     instances: Option<usize>,
     file_suffix: Option<String>,
     files: Option<bool>,
+    file_lock: Option<String>,
 }
 
 impl Manifest {
@@ -69,6 +76,14 @@ impl Manifest {
             instances: raw.instances.unwrap_or(d.instances),
             file_suffix: raw.file_suffix.unwrap_or(d.file_suffix),
             files: raw.files.unwrap_or(d.files),
+            flock: match raw.file_lock.as_deref() {
+                None | Some("none") => false,
+                Some("flock") => true,
+                Some(other) => bail!(
+                    "{}: key `file_lock`: unknown value \"{other}\"; use \"none\" or \"flock\"",
+                    file.display()
+                ),
+            },
         };
         if let Some(digest) = &m.digest {
             if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -129,5 +144,10 @@ mod tests {
             .to_string()
             .contains("memroy_mib"));
         assert!(Manifest::parse("file_suffix = \"/../x\"", f).is_err());
+        assert!(Manifest::parse("file_lock = \"flock\"", f).unwrap().flock);
+        assert!(Manifest::parse("file_lock = \"fcntl\"", f)
+            .unwrap_err()
+            .to_string()
+            .contains("file_lock"));
     }
 }

@@ -233,7 +233,7 @@ impl PluginHost {
             pre: plugin.pre.clone(),
             plugin: plugin.name.as_str().into(),
             table: req.table.into(),
-            files: Arc::new(GrantedFiles::new(files)),
+            files: Arc::new(GrantedFiles::new(files).with_flock(plugin.manifest.flock)),
             memory_bytes: plugin.manifest.memory_bytes,
             deadline_ticks: ticks,
         };

@@ -6,7 +6,7 @@
 pub mod reader;
 
 use proxymapd_sdk::nul::NulLearning;
-use proxymapd_sdk::{file_size, flags, fold, read_at, Error, MapType, OpenRequest};
+use proxymapd_sdk::{flags, fold, granted_file, read_at, Error, MapType, OpenRequest};
 use reader::{past_end, Cdb, CdbError, Source};
 
 /// Granted file number 0, read through the host piece by piece: the table
@@ -39,12 +39,7 @@ pub struct CdbTable {
 
 impl MapType for CdbTable {
     fn open(request: &OpenRequest) -> Result<Self, Error> {
-        let path = request
-            .files
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::Config("no table file was granted".into()))?;
-        let size = file_size(0).map_err(|e| Error::Config(format!("open database {path}: {e}")))?;
+        let (path, size) = granted_file(request)?;
         let cdb = Cdb::new(HostFile { size }).map_err(|e| Error::Config(format!("{path}: {e}")))?;
         Ok(CdbTable {
             cdb,

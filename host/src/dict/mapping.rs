@@ -1,0 +1,77 @@
+//! Read-only memory mappings of table files, so native readers look keys up
+//! in the page cache without copying pages. A mapping is shared (MAP_SHARED):
+//! a file rewritten in place shows its new bytes; a file that changes size
+//! needs a new mapping, which the reader makes under the table's lock, when
+//! no cooperating writer can be changing the file.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// A read-only mapping of a whole file (as long as it was when mapped).
+pub struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned; sharing the pointer across
+// threads only allows concurrent reads.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; no interior mutation happens through `Mapping`.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Map `len` bytes of `file` (its current size). An empty file cannot be
+    /// mapped and is an error.
+    pub fn new(file: &File, len: u64) -> io::Result<Mapping> {
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to map"))?;
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the file is empty",
+            ));
+        }
+        // SAFETY: a fresh read-only shared mapping of an open file; the
+        // kernel picks the address; failure is checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The mapped length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty mapping (never: empty files are refused).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: ptr..ptr+len is mapped readable for the life of self.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len come from a successful mmap and are unmapped once.
+        unsafe {
+            libc::munmap(self.ptr, self.len);
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Berkeley DB tables (`hash:`, `btree:`) made by the real `postmap`,
+//! served by proxymapd's native reader and by the sandboxed `hash` plugin
+//! (`--sandbox hash --sandbox btree`), against Postfix's own answers: 100,000
+//! entries, 10,000 probes, the same pairs listed by sequence; a table
+//! rebuilt by postmap while 32 clients read; writes refused on proxywrite;
+//! a damaged file answered CONFIG with the file and page in the log.
+
+mod common;
+
+use common::postfix::{sorted_lines, Postfix};
+use proxymapd::client::Client;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Postfix's proxied lookup flags: FOLD_FIX | LOCK.
+const LOOKUP_FLAGS: u32 = 0x4000 | 0x40;
+
+/// postmap source entries: ASCII, mixed case (postmap folds keys), UTF-8,
+/// address-shaped keys, values with spaces and values long enough for
+/// overflow pages.
+fn entries(count: usize) -> Vec<(String, String)> {
+    let mut rng = fastrand::Rng::with_seed(0xbdb);
+    (0..count)
+        .map(|i| {
+            let key = match i % 5 {
+                0 => format!("user{i}@example{}.com", rng.u32(..1000)),
+                1 => format!("ünïcode{i}@exämple.de"),
+                2 => format!("Domain{i}.Example"),
+                3 => format!("@sub{i}.example.net"),
+                _ => format!("k{i}-{}", rng.u64(..)),
+            };
+            let value = if i % 500 == 0 {
+                "o".repeat(3000 + rng.usize(..6000))
+            } else {
+                format!("value {i} with spaces {}", rng.u32(..))
+            };
+            (key, value)
+        })
+        .collect()
+}
+
+fn source_text(entries: &[(String, String)]) -> String {
+    let mut text = String::with_capacity(entries.len() * 48);
+    for (k, v) in entries {
+        text.push_str(k);
+        text.push(' ');
+        text.push_str(v);
+        text.push('\n');
+    }
+    text
+}
+
+/// 10,000 probes: stored keys as stored, upper-cased, with a suffix that
+/// misses, and address shapes.
+fn probes(entries: &[(String, String)]) -> Vec<String> {
+    let mut rng = fastrand::Rng::with_seed(42);
+    (0..10_000)
+        .map(|i| {
+            let (k, _) = &entries[rng.usize(..entries.len())];
+            match i % 6 {
+                0 => k.to_uppercase(),
+                1 => format!("{k}.missing"),
+                2 => format!("nobody@{k}"),
+                _ => k.clone(),
+            }
+        })
+        .collect()
+}
+
+const MAPS: &str = "proxy:hash:$data/h proxy:btree:$data/b";
+
+fn build_tables(data: &Path, entries: &[(String, String)]) {
+    let text = source_text(entries);
+    std::fs::write(data.join("h"), &text).unwrap();
+    std::fs::write(data.join("b"), &text).unwrap();
+}
+
+#[test]
+fn native_and_plugin_answer_like_postfix_on_100k_entry_tables() {
+    let entries = entries(100_000);
+    let native = Postfix::start(MAPS, "", |data| build_tables(data, &entries));
+    for spec in ["hash:$data/h", "btree:$data/b"] {
+        let out = native.postmap(&[&native.table(spec)], "");
+        assert!(
+            out.status.success(),
+            "postmap {spec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let data = native.data.to_string_lossy().into_owned();
+    let sandboxed = Postfix::start_with(
+        &MAPS.replace("$data", &data),
+        "",
+        &["--sandbox", "hash", "--sandbox", "btree"],
+        |_| {},
+    );
+    sandboxed
+        .server
+        .wait_for_log("map type btree: served by its WebAssembly plugin");
+    let probes = probes(&entries);
+    for spec in ["hash:$data/h", "btree:$data/b"] {
+        let table = native.table(spec);
+        let from_native = native.assert_same(&table, &probes);
+        let from_plugin = sandboxed.assert_same(&table, &probes);
+        assert_eq!(
+            from_native, from_plugin,
+            "{table}: native and plugin answers differ"
+        );
+        let hits = from_native.lines().count();
+        assert!(hits >= 5_000, "{table}: only {hits} hits");
+        assert!(
+            from_native.lines().any(|l| l.len() > 3000),
+            "{table}: overflow values answered"
+        );
+        assert!(
+            from_native.contains("ünïcode"),
+            "{table}: UTF-8 keys answered"
+        );
+
+        let theirs = sorted_lines(&native.postmap(&["-s", &table], "").stdout);
+        assert_eq!(
+            theirs.len(),
+            100_000,
+            "{table}: postmap -s lists every entry"
+        );
+        for pf in [&native, &sandboxed] {
+            let ours = pf.proxymapd(&["--sequence", &format!("proxy:{table}")]);
+            assert!(
+                ours.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ours.stderr)
+            );
+            assert_eq!(
+                sorted_lines(&ours.stdout),
+                theirs,
+                "{table}: sequence lists the same pairs"
+            );
+        }
+    }
+    assert!(sandboxed.server.log_text().contains("plugin hash: loaded"));
+    assert!(!native.server.log_text().contains("plugin hash: loaded"));
+}
+
+/// Source text whose every value names its version: `A-<key>` or `B-<key>`.
+fn versioned_source(keys: &[String], version: char) -> String {
+    keys.iter()
+        .map(|k| format!("{k} {version}-{k}\n"))
+        .collect()
+}
+
+#[test]
+fn rebuild_by_postmap_while_32_clients_read_gives_no_error_and_no_mixed_answer() {
+    let keys: Vec<String> = (0..20_000).map(|i| format!("key{i}@example.org")).collect();
+    for sandbox in [false, true] {
+        let extra: &[&str] = if sandbox { &["--sandbox", "hash"] } else { &[] };
+        let pf = Postfix::start_with("proxy:hash:$data/live", "", extra, |data| {
+            std::fs::write(data.join("live"), versioned_source(&keys, 'A')).unwrap();
+        });
+        let table = pf.table("hash:$data/live");
+        assert!(pf.postmap(&[&table], "").status.success());
+        let done = Arc::new(AtomicBool::new(false));
+        let (seen_a, seen_b) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let readers: Vec<_> = (0..32)
+            .map(|n| {
+                let (done, seen_a, seen_b) = (done.clone(), seen_a.clone(), seen_b.clone());
+                let (socket, table, keys) =
+                    (pf.server.proxymap.clone(), table.clone(), keys.clone());
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(&socket, true).unwrap();
+                    let mut rng = fastrand::Rng::with_seed(n);
+                    let mut lookups = 0u64;
+                    while !done.load(Ordering::Relaxed) || lookups == 0 {
+                        let key = &keys[rng.usize(..keys.len())];
+                        let reply = client.lookup(&table, LOOKUP_FLAGS, key.as_bytes()).unwrap();
+                        let value = String::from_utf8_lossy(reply.get("value").unwrap_or_default());
+                        assert_eq!(
+                            reply.status(),
+                            Some(0),
+                            "{key}: status {:?} ({value})",
+                            reply.status()
+                        );
+                        if value == format!("A-{key}") {
+                            seen_a.fetch_add(1, Ordering::Relaxed);
+                        } else if value == format!("B-{key}") {
+                            seen_b.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            panic!("{key}: mixed answer {value:?}");
+                        }
+                        lookups += 1;
+                    }
+                    lookups
+                })
+            })
+            .collect();
+        for round in 0..6 {
+            let version = if round % 2 == 0 { 'B' } else { 'A' };
+            std::fs::write(pf.data.join("live"), versioned_source(&keys, version)).unwrap();
+            let out = pf.postmap(&[&table], "");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        done.store(true, Ordering::Relaxed);
+        let total: u64 = readers
+            .into_iter()
+            .map(|r| r.join().expect("reader failed"))
+            .sum();
+        let (a, b) = (
+            seen_a.load(Ordering::Relaxed),
+            seen_b.load(Ordering::Relaxed),
+        );
+        assert_eq!(a + b, total);
+        assert!(
+            a > 0 && b > 0,
+            "sandbox={sandbox}: both versions answered (A {a}, B {b})"
+        );
+        // After the last rebuild (version A) every answer is the new one.
+        let (code, out) = pf.query_one(&format!("proxy:{table}"), &keys[7]);
+        assert_eq!(
+            (code, out.trim()),
+            (Some(0), format!("A-{}", keys[7]).as_str())
+        );
+    }
+}
+
+#[test]
+fn proxywrite_refuses_berkeley_tables_and_loses_nothing() {
+    let pf = Postfix::start("", "proxy:hash:$data/w proxy:btree:$data/wb", |data| {
+        std::fs::write(data.join("w"), "keep me\n").unwrap();
+        std::fs::write(data.join("wb"), "keep me\n").unwrap();
+    });
+    for spec in ["hash:$data/w", "btree:$data/wb"] {
+        let table = pf.table(spec);
+        assert!(pf.postmap(&[&table], "").status.success());
+        let out = pf.postmap(&["-d", "keep", &format!("proxy:{table}")], "");
+        assert!(
+            !out.status.success(),
+            "{table}: delete through proxywrite must fail"
+        );
+        assert_eq!(
+            pf.query_one(&table, "keep"),
+            (Some(0), "me\n".to_string()),
+            "{table}: entry kept"
+        );
+    }
+    let log = pf.server.log_text();
+    assert!(
+        log.contains("read-only in proxymapd") && log.contains("lmdb:"),
+        "{log}"
+    );
+}
+
+#[test]
+fn damaged_table_answers_config_and_logs_file_and_page() {
+    let keys: Vec<String> = (0..3000).map(|i| format!("key{i}")).collect();
+    let pf = Postfix::start("proxy:hash:$data/bad", "", |data| {
+        std::fs::write(data.join("bad"), versioned_source(&keys, 'A')).unwrap();
+    });
+    let table = pf.table("hash:$data/bad");
+    assert!(pf.postmap(&[&table], "").status.success());
+    // Overwrite every page after the first two with garbage, in place.
+    let path = pf.data.join("bad.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[8192..] {
+        *b = 0xa5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let mut client = Client::connect(&pf.server.proxymap, true).unwrap();
+    let mut config = 0;
+    for key in keys.iter().take(200) {
+        let reply = client.lookup(&table, LOOKUP_FLAGS, key.as_bytes()).unwrap();
+        match reply.status() {
+            Some(5) => config += 1,
+            Some(0) | Some(1) => {}
+            other => panic!("{key}: status {other:?}"),
+        }
+    }
+    assert!(config > 100, "{config} of 200 lookups answered CONFIG");
+    let log = pf.server.wait_for_log("page ");
+    assert!(log.contains(&path.display().to_string()), "{log}");
+    // The server is still up and serving.
+    assert!(Client::connect(&pf.server.proxymap, true).is_ok());
+}

@@ -236,6 +236,8 @@ pub(crate) fn next<'s, S: Source + ?Sized>(
             ..c
         },
     };
+    // The leftmost leaf starts the chain; later leaves must link back.
+    let mut previous = cursor.is_none().then_some(0);
     let mut hops = 0u32;
     loop {
         hops += 1;
@@ -245,6 +247,9 @@ pub(crate) fn next<'s, S: Source + ?Sized>(
         let page = typed_page(layout, source, at.page)?;
         if page.kind() != P_LBTREE {
             return Err(err(Some(at.page), "leaf chain leads to an internal page"));
+        }
+        if let Some(previous) = previous {
+            page.links_back_to(previous)?;
         }
         let n = page.entries()?;
         while u32::from(at.item) + 1 < u32::from(n) {
@@ -259,6 +264,7 @@ pub(crate) fn next<'s, S: Source + ?Sized>(
         match page.next()? {
             0 => return Ok(None),
             next => {
+                previous = Some(page.number);
                 at = BtreeCursor {
                     page: next,
                     item: 0,

@@ -203,6 +203,7 @@ pub(crate) fn get<'s, S: Source + ?Sized>(
     key: &[u8],
 ) -> Result<Option<Cow<'s, [u8]>>, BdbError> {
     let mut number = meta.bucket_page(meta.bucket(key))?;
+    let mut previous = 0;
     let mut hops = 0u32;
     while number != 0 {
         hops += 1;
@@ -212,6 +213,8 @@ pub(crate) fn get<'s, S: Source + ?Sized>(
         let Some(page) = hash_page(layout, source, number, hops == 1)? else {
             return Ok(None);
         };
+        page.links_back_to(previous)?;
+        previous = number;
         let n = page.entries()?;
         let mut i = 0;
         while i + 1 < n {
@@ -243,6 +246,11 @@ pub(crate) fn next<'s, S: Source + ?Sized>(
             ..c
         },
     };
+    // A bucket's first page starts its chain; later pages must link back.
+    let mut previous = match cursor {
+        None => Some(0),
+        Some(_) => None,
+    };
     let limit = u64::from(layout.pages) + u64::from(meta.max_bucket) + 2;
     let mut hops = 0u64;
     loop {
@@ -252,6 +260,9 @@ pub(crate) fn next<'s, S: Source + ?Sized>(
         }
         let first_in_bucket = at.page == meta.bucket_page(at.bucket)?;
         let page = hash_page(layout, source, at.page, first_in_bucket)?;
+        if let (Some(page), Some(previous)) = (&page, previous) {
+            page.links_back_to(previous)?;
+        }
         if let Some(page) = &page {
             if u32::from(at.item) + 1 < u32::from(page.entries()?) {
                 let key = item(source, page, at.item)?;
@@ -264,12 +275,14 @@ pub(crate) fn next<'s, S: Source + ?Sized>(
             None => 0,
         };
         if next != 0 {
+            previous = Some(at.page);
             at = HashCursor {
                 page: next,
                 item: 0,
                 ..at
             };
         } else if at.bucket < meta.max_bucket {
+            previous = Some(0);
             let bucket = at.bucket + 1;
             at = HashCursor {
                 bucket,

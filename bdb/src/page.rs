@@ -153,6 +153,24 @@ impl<'s> Page<'s> {
         self.u32(16)
     }
 
+    /// The previous page in this page's chain (0 for none).
+    pub fn prev(&self) -> Result<u32, BdbError> {
+        self.u32(12)
+    }
+
+    /// Check that this page links back to `previous` (0: chain start).
+    /// Chains whose back links agree cannot loop, so walks end.
+    pub fn links_back_to(&self, previous: u32) -> Result<(), BdbError> {
+        let prev = self.prev()?;
+        if prev != previous {
+            return Err(err(
+                Some(self.number),
+                format!("chain is broken: page links back to {prev}, expected {previous}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Number of item slots.
     pub fn entries(&self) -> Result<u16, BdbError> {
         let n = self.u16(20)?;

@@ -26,7 +26,12 @@ fn escape(item: &[u8], out: &mut Vec<u8>) {
 /// Build a database of `kind` with db5.3_load and return its bytes.
 fn build(kind: Kind, lorder: u32, page_size: u32, entries: &Entries) -> Vec<u8> {
     let dir = tempfile_dir();
-    let path = dir.join(format!("t-{}-{lorder}-{page_size}.db", kind.map_type()));
+    static SERIAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!(
+        "t{serial}-{}-{lorder}-{page_size}.db",
+        kind.map_type()
+    ));
     let mut input = Vec::new();
     for (k, v) in entries {
         escape(k, &mut input);
@@ -193,5 +198,35 @@ fn fuzz_smoke_damaged_files_give_errors_naming_pages_never_panics() {
         let err = db.check().unwrap_err();
         assert!(err.page.is_some(), "{err}");
         assert!(err.to_string().starts_with("page "), "{err}");
+    }
+}
+
+#[test]
+fn looping_page_chains_end_in_errors() {
+    let entries = entries(3000, 4);
+    for kind in [Kind::Hash, Kind::Btree] {
+        let good = build(kind, 1234, 512, &entries);
+        let mut looped = 0;
+        for page in 1..good.len() / 512 {
+            let at = page * 512;
+            // Leaf (5) and hash (2, 13) pages: point the chain back at itself.
+            if ![2u8, 5, 13].contains(&good[at + 25]) {
+                continue;
+            }
+            let mut bad = good.clone();
+            bad[at + 16..at + 20].copy_from_slice(&(page as u32).to_le_bytes());
+            // The walk ends: with a broken-chain error, or (for a page no
+            // chain reaches, such as a bucket page not yet in use) with
+            // every pair.
+            match Db::open(bad.as_slice()).unwrap().check() {
+                Err(err) => assert!(err.message.contains("chain"), "{err}"),
+                Ok(n) => {
+                    assert_eq!(n, entries.len(), "{kind:?} page {page}");
+                    continue;
+                }
+            }
+            looped += 1;
+        }
+        assert!(looped > 10, "{looped} chain pages tried");
     }
 }

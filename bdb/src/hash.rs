@@ -6,11 +6,13 @@
 //! the 32 `spares` at 96. On a hash page item `i` runs from its offset to
 //! the offset of item `i - 1` (the page end for item 0); its first byte is
 //! its type: 1 inline data, 3 off-page (first overflow page at +4, total
-//! length at +8).
+//! length at +8). Pages of type 13 keep their pairs sorted by key, so
+//! lookups binary-search them; type 2 pages are scanned.
 
 use crate::page::{Layout, Page};
 use crate::{err, BdbError, Pair, Source};
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 const P_INVALID: u8 = 0;
 const P_HASH_UNSORTED: u8 = 2;
@@ -175,23 +177,20 @@ fn item<'s, S: Source + ?Sized>(
     }
 }
 
-/// Does item `i` hold exactly `key`? Inline items compare in place.
-fn key_is<S: Source + ?Sized>(
+/// How item `i` compares with `key` (bytes, shorter first — Berkeley DB's
+/// default order, which sorted hash pages follow). Inline items compare in
+/// place; off-page items are read only when their length could match or
+/// the order needs them.
+fn key_cmp<S: Source + ?Sized>(
     source: &S,
     page: &Page<'_>,
     i: u16,
     key: &[u8],
-) -> Result<bool, BdbError> {
+) -> Result<Ordering, BdbError> {
     let (off, end) = item_range(page, i)?;
     match page.bytes[off] {
-        H_KEYDATA => Ok(&page.bytes[off + 1..end] == key),
-        H_OFFPAGE if end - off >= 12 => {
-            if page.u32(off + 8)? as usize != key.len() {
-                return Ok(false);
-            }
-            Ok(item(source, page, i)?.as_ref() == key)
-        }
-        _ => Ok(item(source, page, i)?.as_ref() == key),
+        H_KEYDATA => Ok(page.bytes[off + 1..end].cmp(key)),
+        _ => Ok(item(source, page, i)?.as_ref().cmp(key)),
     }
 }
 
@@ -215,13 +214,24 @@ pub(crate) fn get<'s, S: Source + ?Sized>(
         };
         page.links_back_to(previous)?;
         previous = number;
-        let n = page.entries()?;
-        let mut i = 0;
-        while i + 1 < n {
-            if key_is(source, &page, i, key)? {
-                return item(source, &page, i + 1).map(Some);
+        let pairs = page.entries()? / 2;
+        if page.kind() == P_HASH {
+            // Sorted pages (Berkeley DB 4.6 and later): binary search.
+            let (mut lo, mut hi) = (0u16, pairs);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                match key_cmp(source, &page, 2 * mid, key)? {
+                    Ordering::Less => lo = mid + 1,
+                    Ordering::Greater => hi = mid,
+                    Ordering::Equal => return item(source, &page, 2 * mid + 1).map(Some),
+                }
             }
-            i += 2;
+        } else {
+            for pair in 0..pairs {
+                if key_cmp(source, &page, 2 * pair, key)? == Ordering::Equal {
+                    return item(source, &page, 2 * pair + 1).map(Some);
+                }
+            }
         }
         number = page.next()?;
     }

@@ -693,7 +693,9 @@ fn vs_postfix(args: VsPostfixArgs) -> Result<i32> {
          Postfix {postfix} (private instance, stock process limits), proxymapd {version}.\n\n\
          Each client is a strict request→reply loop like a Postfix client, over UNIX sockets, on the same machine as \
          the servers (the load generator shares the cores). Tables: {entries} entries, the same source as `texthash:` and \
-         as `lmdb:` (built by Postfix's postmap); {miss:.0}% of lookups miss. Each (server, table, C) ran {reps}× for \
+         as `lmdb:`, `hash:` and `cdb:` files built by Postfix's postmap; proxymapd serves `hash:` natively and, as \
+         server `proxymapd-plugin` (a second proxymapd started with `--sandbox hash`), through the WebAssembly plugin, \
+         and `cdb:` through its plugin; {miss:.0}% of lookups miss. Each (server, table, C) ran {reps}× for \
          {dur} s after a 0.3 s warm-up, Postfix and proxymapd alternating so drift cancels; the echo server answers every \
          request with a fixed reply (the ceiling for this protocol on this machine). CPU µs/req is server CPU time \
          (all its processes) per request; client CPU µs/req is the load generator's own, on the same cores.",

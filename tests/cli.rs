@@ -109,3 +109,36 @@ fn version_and_help() {
         assert!(text.contains(cmd), "{text}");
     }
 }
+
+#[test]
+fn sandboxed_map_type_without_its_plugin_stops_startup_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("queue_directory = \"{d}/q\"\nsandboxed_map_types = [\"nosuchplugin\"]\n"),
+    )
+    .unwrap();
+    let out = proxymapd(&["check", "--config", &config.to_string_lossy()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "sandboxed map type nosuchplugin: no nosuchplugin.wasm in the plugin directories"
+        ),
+        "{err}"
+    );
+    std::fs::write(
+        &config,
+        format!("queue_directory = \"{d}/q\"\nsandboxed_map_types = [\"bad/name\"]\n"),
+    )
+    .unwrap();
+    let out = proxymapd(&["check", "--config", &config.to_string_lossy()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("sandboxed_map_types") && err.contains("bad/name"),
+        "{err}"
+    );
+}

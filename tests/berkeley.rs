@@ -17,13 +17,15 @@ use std::sync::Arc;
 const LOOKUP_FLAGS: u32 = 0x4000 | 0x40;
 
 /// postmap source entries: ASCII, mixed case (postmap folds keys), UTF-8,
-/// address-shaped keys, values with spaces and values long enough for
-/// overflow pages.
+/// address-shaped keys, quoted keys with spaces, values with spaces and
+/// values long enough for overflow pages.
 fn entries(count: usize) -> Vec<(String, String)> {
     let mut rng = fastrand::Rng::with_seed(0xbdb);
     (0..count)
         .map(|i| {
             let key = match i % 5 {
+                // postmap keeps the quotes of a quoted key: spaces inside.
+                _ if i % 11 == 10 => format!("\"quoted key {i}\""),
                 0 => format!("user{i}@example{}.com", rng.u32(..1000)),
                 1 => format!("ünïcode{i}@exämple.de"),
                 2 => format!("Domain{i}.Example"),
@@ -127,6 +129,13 @@ fn native_and_plugin_answer_like_postfix_on_100k_entry_tables() {
             from_native.contains("ünïcode"),
             "{table}: UTF-8 keys answered"
         );
+        let quoted = probes
+            .iter()
+            .find(|p| p.starts_with("\"quoted key"))
+            .unwrap();
+        let (code, answer) = native.query_one(&format!("proxy:{table}"), quoted);
+        assert_eq!(code, Some(0), "{table}: {quoted} found through the proxy");
+        assert_eq!((code, answer), native.query_one(&table, quoted));
 
         let theirs = sorted_lines(&native.postmap(&["-s", &table], "").stdout);
         assert_eq!(

@@ -317,3 +317,111 @@ fn damaged_table_answers_config_and_logs_file_and_page() {
         "{text}"
     );
 }
+
+#[test]
+fn table_replaced_by_rename_is_reopened_without_dropping_the_client() {
+    let keys: Vec<String> = (0..500).map(|i| format!("key{i}")).collect();
+    let pf = Postfix::start(
+        "proxy:hash:$data/swap proxy:btree:$data/bswap",
+        "",
+        |data| {
+            for name in ["swap", "bswap", "new/swap", "new/bswap"] {
+                std::fs::create_dir_all(data.join(name).parent().unwrap()).unwrap();
+                let version = if name.starts_with("new") { 'B' } else { 'A' };
+                std::fs::write(data.join(name), versioned_source(&keys, version)).unwrap();
+            }
+        },
+    );
+    for (map_type, name) in [("hash", "swap"), ("btree", "bswap")] {
+        for dir in ["", "new/"] {
+            let table = pf.table(&format!("{map_type}:$data/{dir}{name}"));
+            assert!(pf.postmap(&[&table], "").status.success());
+        }
+        let table = pf.table(&format!("{map_type}:$data/{name}"));
+        let mut client = Client::connect(&pf.server.proxymap, true).unwrap();
+        let value = |client: &mut Client| {
+            let reply = client.lookup(&table, LOOKUP_FLAGS, b"key7").unwrap();
+            String::from_utf8_lossy(reply.get("value").unwrap_or_default()).into_owned()
+        };
+        assert_eq!(value(&mut client), "A-key7");
+        let db = |dir: &str| pf.data.join(format!("{dir}{name}.db"));
+        std::fs::rename(db("new/"), db("")).unwrap();
+        // The request that notices the replacement may still be answered from
+        // the old, complete file; the next one reads the new file.
+        let first = value(&mut client);
+        assert!(first == "A-key7" || first == "B-key7", "{first}");
+        assert_eq!(value(&mut client), "B-key7", "{map_type}");
+    }
+    assert!(pf.server.log_text().contains("changed, reopening"));
+}
+
+#[test]
+fn table_copied_over_without_the_lock_never_stops_the_server() {
+    let big: Vec<String> = (0..20_000).map(|i| format!("key{i}")).collect();
+    let small: Vec<String> = big[..500].to_vec();
+    let pf = Postfix::start("proxy:hash:$data/live", "", |data| {
+        std::fs::write(data.join("live"), versioned_source(&big, 'A')).unwrap();
+        std::fs::write(data.join("small"), versioned_source(&small, 'B')).unwrap();
+    });
+    for name in ["live", "small"] {
+        assert!(pf
+            .postmap(&[&pf.table(&format!("hash:$data/{name}"))], "")
+            .status
+            .success());
+    }
+    let table = pf.table("hash:$data/live");
+    let live = pf.data.join("live.db");
+    std::fs::copy(&live, pf.data.join("big.db")).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..8)
+        .map(|n| {
+            let (done, socket, table, keys) = (
+                done.clone(),
+                pf.server.proxymap.clone(),
+                table.clone(),
+                small.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&socket, true).unwrap();
+                let mut rng = fastrand::Rng::with_seed(n);
+                let mut statuses = [0u64; 6];
+                while !done.load(Ordering::Relaxed) {
+                    let key = &keys[rng.usize(..keys.len())];
+                    let reply = client.lookup(&table, LOOKUP_FLAGS, key.as_bytes()).unwrap();
+                    statuses[reply.status().unwrap() as usize] += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    // `cp` over the live file, big and small in turn: truncate, then write.
+    for round in 0..40 {
+        let from = if round % 2 == 0 { "small.db" } else { "big.db" };
+        std::fs::copy(pf.data.join(from), &live).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done.store(true, Ordering::Relaxed);
+    for r in readers {
+        let statuses = r.join().expect("a reader lost its connection");
+        assert_eq!(statuses[3] + statuses[4], 0, "no BAD or DENY: {statuses:?}");
+    }
+    // Still serving, and right once the file is whole again.
+    std::fs::copy(pf.data.join("big.db"), &live).unwrap();
+    let mut client = Client::connect(&pf.server.proxymap, true).unwrap();
+    let mut answer = String::new();
+    for _ in 0..50 {
+        let reply = client.lookup(&table, LOOKUP_FLAGS, b"key7").unwrap();
+        answer = String::from_utf8_lossy(reply.get("value").unwrap_or_default()).into_owned();
+        if answer == "A-key7" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(answer, "A-key7");
+    let log = pf.server.log_text();
+    eprintln!(
+        "copied-over: {} lookups met a shrinking file, {} a damaged one",
+        log.matches("shrank while being read").count(),
+        log.matches("lookup failed").count()
+    );
+}

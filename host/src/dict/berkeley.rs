@@ -6,7 +6,11 @@
 //! these files in place (truncate, then write) under its exclusive flock, so
 //! a lookup waits for a rebuild to finish and never sees it half-written;
 //! under the lock the file size is checked and the mapping redone when it
-//! changed, and the meta page (bucket geometry, root) is read afresh. Keys
+//! changed, and the meta page (bucket geometry, root) is read afresh, so an
+//! in-place rebuild needs no reopen. That same fstat notices a file replaced
+//! by rename (no links left): the next request reopens the table by name,
+//! and the request in hand is answered from the old, complete file — no
+//! per-request stat of the path. Keys
 //! are folded with FOLD_FIX (full Unicode folding when SMTPUTF8 is on) and
 //! tried with and without a trailing NUL, learning which the table uses.
 //!
@@ -17,13 +21,15 @@
 
 use super::file_lock::{LockStyle, TableLock};
 use super::mapping::Mapping;
-use super::{fold::fold_fixed, Dict, DictError, Entry, FileStamp, OpenError, OpenRequest, SeqStep};
+use super::{fold::fold_fixed, Dict, DictError, Entry, OpenError, OpenRequest, SeqStep};
 use crate::flags;
 use proxymapd_bdb::{Cursor, Db, Kind};
 use proxymapd_sdk::nul::NulLearning;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// An open hash: or btree: table.
@@ -36,7 +42,10 @@ pub struct BerkeleyDict {
     nul: NulLearning,
     utf8: bool,
     cursor: Mutex<Option<Cursor>>,
-    stamp: FileStamp,
+    /// Set when a read finds the file unlinked (replaced by a rename or
+    /// removed): the registry then reopens the table by name. Rewrites in
+    /// place need no reopen; every read follows them.
+    replaced: AtomicBool,
 }
 
 impl BerkeleyDict {
@@ -90,19 +99,31 @@ impl BerkeleyDict {
                     self.kind.map_type()
                 )));
             }
-            op(&db)
+            let answer = op(&db);
+            if map.poisoned() {
+                return Err(DictError::Retry(format!(
+                    "{}: the file shrank while being read: it was rewritten without \
+                     Postfix's lock (use postmap, not cp)",
+                    self.path.display()
+                )));
+            }
+            answer
         }))
     }
 
     /// The mapping of the file as it is now (caller holds the lock).
     fn mapped(&self) -> Result<Arc<Mapping>, DictError> {
-        let size = self.file.metadata().map_err(|e| self.config(e))?.len();
+        let meta = self.file.metadata().map_err(|e| self.config(e))?;
+        if meta.nlink() == 0 {
+            self.replaced.store(true, Ordering::Relaxed);
+        }
+        let size = meta.len();
         let current = self.map.read().unwrap_or_else(|e| e.into_inner()).clone();
-        if current.len() as u64 == size {
+        if current.len() as u64 == size && !current.poisoned() {
             return Ok(current);
         }
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() as u64 != size {
+        if map.len() as u64 != size || map.poisoned() {
             *map = Arc::new(Mapping::new(&self.file, size).map_err(|e| self.config(e))?);
         }
         Ok(map.clone())
@@ -171,7 +192,7 @@ impl Dict for BerkeleyDict {
     }
 
     fn changed(&self) -> bool {
-        self.stamp.changed()
+        self.replaced.load(Ordering::Relaxed)
     }
 
     fn may_block(&self) -> bool {
@@ -189,7 +210,6 @@ fn open_kind(req: &OpenRequest<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenErr
         };
         OpenError::in_file(req.table, &path, None, msg)
     };
-    let stamp = FileStamp::take(&path);
     let file = File::open(&path).map_err(|e| fail(format!("open database: {e}")))?;
     let lock = TableLock::with_style(file.as_raw_fd(), LockStyle::Flock);
     let map = {
@@ -215,7 +235,7 @@ fn open_kind(req: &OpenRequest<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenErr
         nul: NulLearning::new(req.flags),
         utf8: req.utf8,
         cursor: Mutex::new(None),
-        stamp,
+        replaced: AtomicBool::new(false),
     }))
 }
 

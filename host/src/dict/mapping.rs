@@ -2,8 +2,11 @@
 //! in the page cache without copying pages. A mapping is shared (MAP_SHARED):
 //! a file rewritten in place shows its new bytes; a file that changes size
 //! needs a new mapping, which the reader makes under the table's lock, when
-//! no cooperating writer can be changing the file.
+//! no cooperating writer can be changing the file. A writer that ignores the
+//! lock and shrinks the file under a reader poisons the mapping instead of
+//! killing the process ([`super::sigbus`]).
 
+use super::sigbus;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -12,6 +15,7 @@ use std::os::fd::AsRawFd;
 pub struct Mapping {
     ptr: *mut libc::c_void,
     len: usize,
+    protected: sigbus::Protected,
 }
 
 // SAFETY: the mapping is read-only and owned; sharing the pointer across
@@ -47,7 +51,11 @@ impl Mapping {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mapping { ptr, len })
+        Ok(Mapping {
+            ptr,
+            len,
+            protected: sigbus::protect(ptr as usize, len),
+        })
     }
 
     /// The mapped length.
@@ -60,6 +68,13 @@ impl Mapping {
         self.len == 0
     }
 
+    /// True when a page was lost because the file shrank while mapped
+    /// (rewritten without the lock): what was read from it is not to be
+    /// trusted and the file must be mapped again.
+    pub fn poisoned(&self) -> bool {
+        self.protected.poisoned()
+    }
+
     /// The mapped bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: ptr..ptr+len is mapped readable for the life of self.
@@ -69,6 +84,11 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // Unregister first, so the range is not ours once unmapped.
+        drop(std::mem::replace(
+            &mut self.protected,
+            sigbus::Protected::none(),
+        ));
         // SAFETY: ptr/len come from a successful mmap and are unmapped once.
         unsafe {
             libc::munmap(self.ptr, self.len);

@@ -15,6 +15,7 @@ pub mod lmdb_env;
 pub mod mapping;
 pub mod memory;
 pub mod randmap;
+pub mod sigbus;
 pub mod stamp;
 pub mod static_map;
 pub mod texthash;

@@ -91,15 +91,20 @@ impl BerkeleyDict {
             }
         };
         Some(self.mapped().and_then(|map| {
-            let db = Db::open(map.bytes()).map_err(|e| self.config(e))?;
-            if db.kind() != self.kind {
-                return Err(self.config(format!(
-                    "the file is a {} database, not {}",
-                    db.kind().map_type(),
-                    self.kind.map_type()
-                )));
-            }
-            let answer = op(&db);
+            let answer = Db::open(map.bytes())
+                .map_err(|e| self.config(e))
+                .and_then(|db| {
+                    if db.kind() != self.kind {
+                        return Err(self.config(format!(
+                            "the file is a {} database, not {}",
+                            db.kind().map_type(),
+                            self.kind.map_type()
+                        )));
+                    }
+                    op(&db)
+                });
+            // A page lost under the read (file shrunk without the lock)
+            // reads as zeroes: whatever came of it is not an answer.
             if map.poisoned() {
                 return Err(DictError::Retry(format!(
                     "{}: the file shrank while being read: it was rewritten without \

@@ -187,3 +187,18 @@ fn cidr_plugin_answers_like_postfix() {
         "{log}"
     );
 }
+
+#[test]
+fn inline_cidr_tables_answer_like_postfix() {
+    let inline = "cidr:{ {10.0.0.0/8 ten net}, { 0.0.0.0/0 other }, {2001:db8::/32 doc} }";
+    let pf = Postfix::start(&format!("proxy:{inline}"), "", |_| {});
+    let keys: Vec<String> = ["10.1.2.3", "192.0.2.1", "2001:db8::5", "::1", "nonsense"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let answers = pf.assert_same(inline, &keys);
+    assert_eq!(
+        answers,
+        "10.1.2.3\tten net\n192.0.2.1\tother\n2001:db8::5\tdoc\n"
+    );
+}

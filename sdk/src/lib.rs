@@ -23,6 +23,7 @@
 //! folding) and [`nul`] (trailing-NUL conventions) — are the same code the
 //! proxymapd host uses, so plugins behave like built-in map types.
 
+pub mod braces;
 pub mod flags;
 pub mod fold;
 pub mod nul;

@@ -4,7 +4,6 @@
 //! native or plugin) is one more entry in the catalogue and nothing else.
 
 pub mod berkeley;
-pub mod braces;
 pub mod composite;
 pub mod environ;
 pub mod fail;
@@ -25,7 +24,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use proxymapd_sdk::{fold, source};
+pub use proxymapd_sdk::{braces, fold, source};
 pub use stamp::FileStamp;
 
 /// Why a table operation did not produce an answer.

@@ -2,11 +2,13 @@
 //! parsed once at open (bad rules are skipped with a warning naming the
 //! line, as Postfix does); lookups walk the rules in order, first match
 //! wins. Keys are addresses and are never folded; the table reports the
-//! PATTERN flag, so clients do not try partial keys. Read-only, and like
-//! Postfix's cidr tables it cannot be sequenced.
+//! PATTERN flag, so clients do not try partial keys. The inline form
+//! `cidr:{ {rule}, {rule} }` takes its rules from the table name. Read-only,
+//! and like Postfix's cidr tables it cannot be sequenced.
 
 pub mod rules;
 
+use proxymapd_sdk::braces::{split_outside_braces, strip_braces};
 use proxymapd_sdk::source::logical_lines;
 use proxymapd_sdk::{flags, log, read_file, Error, MapType, OpenRequest};
 use rules::Rule;
@@ -18,16 +20,21 @@ pub struct CidrTable {
 
 impl MapType for CidrTable {
     fn open(request: &OpenRequest) -> Result<Self, Error> {
-        let path = request
-            .files
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::Config("no table file was granted".into()))?;
-        let content = read_file(0).map_err(|e| Error::Config(format!("open {path}: {e}")))?;
-        let lines: Vec<(usize, String)> = logical_lines(&content)
-            .into_iter()
-            .map(|l| (l.lineno, String::from_utf8_lossy(&l.text).into_owned()))
-            .collect();
+        let (path, lines) = if request.name.starts_with('{') {
+            (request.name.clone(), inline_rules(&request.name)?)
+        } else {
+            let path = request
+                .files
+                .first()
+                .cloned()
+                .ok_or_else(|| Error::Config("no table file was granted".into()))?;
+            let content = read_file(0).map_err(|e| Error::Config(format!("open {path}: {e}")))?;
+            let lines = logical_lines(&content)
+                .into_iter()
+                .map(|l| (l.lineno, String::from_utf8_lossy(&l.text).into_owned()))
+                .collect();
+            (path, lines)
+        };
         let (rules, warnings) = rules::parse(&lines);
         for (lineno, message) in warnings {
             log::warning(&format!("cidr map {path}, line {lineno}: {message}"));
@@ -45,6 +52,26 @@ impl MapType for CidrTable {
         };
         Ok(rules::lookup(&self.rules, key).map(|r| r.as_bytes().to_vec()))
     }
+}
+
+/// The rules of an inline table `{ {rule}, {rule} }`, numbered from 1 as
+/// Postfix numbers them in messages; a rule outside braces is an error.
+fn inline_rules(name: &str) -> Result<Vec<(usize, String)>, Error> {
+    let inner = strip_braces(name).map_err(|e| Error::Config(format!("cidr map: {e}")))?;
+    split_outside_braces(inner, ", \t\r\n")
+        .into_iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            if !rule.starts_with('{') {
+                return Err(Error::Config(format!(
+                    "cidr map: no '{{' at start of text in \"{rule}\""
+                )));
+            }
+            strip_braces(rule)
+                .map(|text| (i + 1, text.to_string()))
+                .map_err(|e| Error::Config(format!("cidr map: {e}")))
+        })
+        .collect()
 }
 
 proxymapd_sdk::export_map_type!(CidrTable);

@@ -1,5 +1,6 @@
 //! Brace-aware splitting of Postfix lists such as `{ a, { b c } }`, used by
-//! inline:, unionmap:, pipemap:, randmap: and the proxy_*_maps allowlists.
+//! inline:, unionmap:, pipemap:, randmap:, the proxy_*_maps allowlists and
+//! the inline forms of pattern tables (`cidr:{ {rule}, {rule} }`).
 
 /// Split `text` at any of `separators` that are not inside `{}`; empty
 /// tokens are dropped.

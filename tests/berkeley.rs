@@ -91,12 +91,7 @@ fn native_and_plugin_answer_like_postfix_on_100k_entry_tables() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_proxymapd"))
-        .arg("check")
-        .arg("--postfix-config")
-        .arg(&native.etc)
-        .output()
-        .unwrap();
+    let check = native.check();
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{text}");
     assert_eq!(text.matches("(100000 entries read)").count(), 2, "{text}");
@@ -304,12 +299,7 @@ fn damaged_table_answers_config_and_logs_file_and_page() {
     // The server is still up and serving.
     assert!(Client::connect(&pf.server.proxymap, true).is_ok());
     // `proxymapd check` reads the whole file and names the damage.
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_proxymapd"))
-        .arg("check")
-        .arg("--postfix-config")
-        .arg(&pf.etc)
-        .output()
-        .unwrap();
+    let check = pf.check();
     let text = String::from_utf8_lossy(&check.stdout);
     assert_eq!(check.status.code(), Some(1), "{text}");
     assert!(

@@ -115,6 +115,16 @@ impl Postfix {
         )
     }
 
+    /// `proxymapd check` against this configuration.
+    pub fn check(&self) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+            .arg("check")
+            .arg("--postfix-config")
+            .arg(&self.etc)
+            .output()
+            .unwrap()
+    }
+
     /// `proxymapd query` against this configuration.
     pub fn proxymapd(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_proxymapd"))

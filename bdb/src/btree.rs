@@ -62,8 +62,8 @@ fn item_type(page: &Page<'_>, i: u16) -> Result<(usize, u8), BdbError> {
     Ok((off, page.u8(off + 2)?))
 }
 
-/// The bytes of an item whose header is at `off` with its payload at
-/// `off + header` (inline) or an overflow reference at `off`.
+/// The bytes of an item at `off`: inline data after a header of `header`
+/// bytes, or a leaf overflow reference.
 fn payload<'s, S: Source + ?Sized>(
     source: &'s S,
     page: &Page<'s>,
@@ -77,20 +77,9 @@ fn payload<'s, S: Source + ?Sized>(
             let len = page.u16(off)? as usize;
             page.data(off + header, len)
         }
-        B_OVERFLOW => {
-            let at = off + header - 3;
-            let first = page.u32(at + 4)?;
-            let total = page.u32(at + 8)? as usize;
-            page.layout.overflow(source, first, total).map(Cow::Owned)
-        }
-        B_DUPLICATE => Err(err(
-            Some(page.number),
-            format!("item {i}: duplicate data items are not supported (Postfix never writes them)"),
-        )),
-        t => Err(err(
-            Some(page.number),
-            format!("item {i}: unknown item type {t}"),
-        )),
+        B_OVERFLOW => page.overflow_ref(source, off).map(Cow::Owned),
+        t @ B_DUPLICATE => Err(page.unsupported_item(i, t, true)),
+        t => Err(page.unsupported_item(i, t, false)),
     }
 }
 
@@ -114,11 +103,7 @@ fn internal_item<'s, S: Source + ?Sized>(
     let child = page.u32(off + 4)?;
     let key = match kind & !B_DELETE {
         // An overflow key's reference sits where an inline key's bytes would.
-        B_OVERFLOW => {
-            let first = page.u32(off + 12 + 4)?;
-            let total = page.u32(off + 12 + 8)? as usize;
-            Cow::Owned(page.layout.overflow(source, first, total)?)
-        }
+        B_OVERFLOW => Cow::Owned(page.overflow_ref(source, off + 12)?),
         _ => payload(source, page, off, 12, kind, i)?,
     };
     Ok((key, child))

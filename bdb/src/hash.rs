@@ -162,18 +162,10 @@ fn item<'s, S: Source + ?Sized>(
                     format!("item {i}: short off-page item"),
                 ));
             }
-            let first = page.u32(off + 4)?;
-            let total = page.u32(off + 8)? as usize;
-            page.layout.overflow(source, first, total).map(Cow::Owned)
+            page.overflow_ref(source, off).map(Cow::Owned)
         }
-        H_DUPLICATE | H_OFFDUP => Err(err(
-            Some(page.number),
-            format!("item {i}: duplicate data items are not supported (Postfix never writes them)"),
-        )),
-        t => Err(err(
-            Some(page.number),
-            format!("item {i}: unknown item type {t}"),
-        )),
+        t @ (H_DUPLICATE | H_OFFDUP) => Err(page.unsupported_item(i, t, true)),
+        t => Err(page.unsupported_item(i, t, false)),
     }
 }
 

@@ -199,6 +199,29 @@ impl<'s> Page<'s> {
         Ok(off)
     }
 
+    /// The bytes an overflow reference at `at` points to: the first
+    /// overflow page at +4 and the total length at +8 (the same layout in
+    /// hash and btree items).
+    pub fn overflow_ref<S: Source + ?Sized>(
+        &self,
+        source: &S,
+        at: usize,
+    ) -> Result<Vec<u8>, BdbError> {
+        let first = self.u32(at + 4)?;
+        let total = self.u32(at + 8)? as usize;
+        self.layout.overflow(source, first, total)
+    }
+
+    /// The error for item `i` of type `kind`, which the readers do not handle.
+    pub fn unsupported_item(&self, i: u16, kind: u8, duplicates: bool) -> BdbError {
+        let message = if duplicates {
+            format!("item {i}: duplicate data items are not supported (Postfix never writes them)")
+        } else {
+            format!("item {i}: unknown item type {kind}")
+        };
+        err(Some(self.number), message)
+    }
+
     /// `len` bytes at `at`, checked.
     pub fn slice(&self, at: usize, len: usize) -> Result<&[u8], BdbError> {
         at.checked_add(len)

@@ -1,0 +1,249 @@
+//! The matching side of regexp tables: each rule's pattern, parsed as glibc
+//! parses it, compiled for Rust's automata, and a set of all patterns that
+//! answers "which patterns match this key" in one pass.
+//!
+//! POSIX matching is leftmost-longest; Rust's engines are leftmost-first.
+//! Whether a pattern matches at all does not depend on that, so the set
+//! decides matches. Only when a result uses `$N` are the groups needed:
+//! the match starts where any engine finds it to start, it ends at the
+//! longest end an all-matches DFA reports from there, and the groups are
+//! those of the first (Perl-order) way through the pattern that spans
+//! exactly that text, which is how glibc assigns them.
+//!
+//! A pattern with back-references is not regular; it runs on `fancy-regex`
+//! over the key as Latin-1 text. Whether it matches is exact; its groups
+//! are the backtracking engine's first match, which can differ from
+//! glibc's leftmost-longest choice.
+
+use proxymapd_pattern::emit::{emit, Target};
+use proxymapd_pattern::posix::{self, Options};
+use proxymapd_pattern::table::{Compiled, Compiler};
+use proxymapd_pattern::{latin1, latin1_offset};
+use regex_automata::hybrid::dfa::DFA;
+use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, MatchKind};
+use std::cell::RefCell;
+
+/// Compile limit for one pattern and for the set of all patterns.
+const SIZE_LIMIT: usize = 64 << 20;
+
+/// One compiled rule pattern.
+enum PosixPattern {
+    /// A regular pattern, on automata.
+    Automata {
+        /// Pattern text for Rust's engines.
+        text: String,
+        /// Finds where a match starts (and matches alone without a set).
+        regex: regex::bytes::Regex,
+        /// Position in the set of all regular patterns.
+        set_index: Option<usize>,
+        /// Built the first time a result needs this pattern's groups.
+        groups: RefCell<Option<Box<GroupFinder>>>,
+    },
+    /// A pattern with back-references, on a backtracking engine.
+    Backtracking(Box<fancy_regex::Regex>),
+}
+
+/// Leftmost-longest extent plus glibc's choice of groups within it.
+struct GroupFinder {
+    longest: DFA,
+    longest_cache: regex_automata::hybrid::dfa::Cache,
+    spans: PikeVM,
+    spans_cache: regex_automata::nfa::thompson::pikevm::Cache,
+}
+
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
+impl GroupFinder {
+    fn new(text: &str) -> Result<GroupFinder, String> {
+        let longest = DFA::builder()
+            .configure(DFA::config().match_kind(MatchKind::All))
+            .syntax(syntax_config())
+            .thompson(thompson::Config::new().utf8(false))
+            .build(text)
+            .map_err(|e| e.to_string())?;
+        let spans = PikeVM::builder()
+            .syntax(syntax_config())
+            .thompson(thompson::Config::new().utf8(false))
+            .build(&format!("(?:{text})\\z"))
+            .map_err(|e| e.to_string())?;
+        Ok(GroupFinder {
+            longest_cache: longest.create_cache(),
+            longest,
+            spans_cache: spans.create_cache(),
+            spans,
+        })
+    }
+
+    /// Group spans of the leftmost-longest match starting at `start`.
+    fn groups(&mut self, key: &[u8], start: usize) -> Option<Vec<Option<(usize, usize)>>> {
+        let input = Input::new(key).range(start..).anchored(Anchored::Yes);
+        let end = self
+            .longest
+            .try_search_fwd(&mut self.longest_cache, &input)
+            .ok()??
+            .offset();
+        let mut caps = self.spans.create_captures();
+        let input = Input::new(&key[..end])
+            .range(start..end)
+            .anchored(Anchored::Yes);
+        self.spans.search(&mut self.spans_cache, &input, &mut caps);
+        if !caps.is_match() {
+            return None;
+        }
+        Some(
+            (0..caps.group_len())
+                .map(|g| caps.get_group(g).map(|s| (s.start, s.end)))
+                .collect(),
+        )
+    }
+}
+
+/// All patterns of one table.
+#[derive(Default)]
+pub struct Patterns {
+    patterns: Vec<PosixPattern>,
+    set: Option<regex::bytes::RegexSet>,
+}
+
+impl Compiler for Patterns {
+    fn compile(&mut self, pattern: &[u8], flags: &[u8]) -> Result<Compiled, String> {
+        let mut options = Options {
+            extended: true,
+            icase: true,
+            newline: false,
+        };
+        for &f in flags {
+            match f {
+                b'i' => options.icase = !options.icase,
+                b'x' => options.extended = !options.extended,
+                b'm' => options.newline = !options.newline,
+                _ => {
+                    return Err(format!(
+                        "unknown regexp option \"{}\": skipping this rule",
+                        f as char
+                    ))
+                }
+            }
+        }
+        let parsed = posix::parse(pattern, options)?;
+        let too_big = |_| "Regular expression too big".to_string();
+        let compiled = if parsed.node.needs_backtracking() {
+            let text = emit(&parsed.node, Target::Latin1)?;
+            PosixPattern::Backtracking(Box::new(
+                fancy_regex::RegexBuilder::new(&text)
+                    .backtrack_limit(usize::MAX)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ))
+        } else {
+            let text = emit(&parsed.node, Target::Bytes)?;
+            let regex = regex::bytes::RegexBuilder::new(&text)
+                .unicode(false)
+                .size_limit(SIZE_LIMIT)
+                .build()
+                .map_err(too_big)?;
+            PosixPattern::Automata {
+                text,
+                regex,
+                set_index: None,
+                groups: RefCell::new(None),
+            }
+        };
+        self.patterns.push(compiled);
+        Ok(Compiled {
+            id: self.patterns.len() - 1,
+            groups: parsed.captures,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+/// Which regular patterns match one key.
+pub struct Scan(Option<regex::bytes::SetMatches>);
+
+impl Patterns {
+    /// Build the set of all regular patterns once loading is done.
+    /// Without it (one pattern, or a table too large for one automaton)
+    /// each pattern runs on its own.
+    pub fn finish(&mut self) {
+        let mut texts = Vec::new();
+        for p in &mut self.patterns {
+            if let PosixPattern::Automata {
+                text, set_index, ..
+            } = p
+            {
+                *set_index = Some(texts.len());
+                texts.push(text.clone());
+            }
+        }
+        if texts.len() < 2 {
+            return;
+        }
+        self.set = regex::bytes::RegexSetBuilder::new(texts)
+            .unicode(false)
+            .size_limit(SIZE_LIMIT * 4)
+            .dfa_size_limit(SIZE_LIMIT)
+            .build()
+            .ok();
+    }
+
+    /// Run the set over `key`.
+    pub fn scan(&self, key: &[u8]) -> Scan {
+        Scan(self.set.as_ref().map(|s| s.matches(key)))
+    }
+
+    /// Whether pattern `id` matches `key`.
+    pub fn is_match(&self, scan: &Scan, id: usize, key: &[u8]) -> Result<bool, String> {
+        match &self.patterns[id] {
+            PosixPattern::Automata {
+                regex, set_index, ..
+            } => Ok(match (&scan.0, set_index) {
+                (Some(m), Some(i)) => m.matched(*i),
+                _ => regex.is_match(key),
+            }),
+            PosixPattern::Backtracking(re) => re.is_match(&latin1(key)).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The groups of pattern `id`'s match in `key` (index 0 is the whole
+    /// match), as byte ranges.
+    pub fn groups(&self, id: usize, key: &[u8]) -> Result<Vec<Option<(usize, usize)>>, String> {
+        let (regex, text, groups) = match &self.patterns[id] {
+            PosixPattern::Automata {
+                regex,
+                text,
+                groups,
+                ..
+            } => (regex, text, groups),
+            PosixPattern::Backtracking(re) => {
+                let text = latin1(key);
+                let Some(caps) = re.captures(&text).map_err(|e| e.to_string())? else {
+                    return Ok(Vec::new());
+                };
+                return Ok((0..caps.len())
+                    .map(|g| {
+                        caps.get(g).map(|m| {
+                            (
+                                latin1_offset(&text, m.start()),
+                                latin1_offset(&text, m.end()),
+                            )
+                        })
+                    })
+                    .collect());
+            }
+        };
+        let Some(found) = regex.find(key) else {
+            return Ok(Vec::new());
+        };
+        let mut slot = groups.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Box::new(GroupFinder::new(text)?));
+        }
+        let finder = slot.as_mut().ok_or("no group finder")?;
+        Ok(finder.groups(key, found.start()).unwrap_or_default())
+    }
+}

@@ -14,6 +14,7 @@ out = sys.argv[1] if len(sys.argv) > 1 else "."
 
 # Constructs shared by both dialects: (rule, [keys]).
 COMMON = [
+    ("/^c00(a|ab)/ [$1]", ["c00ab", "c00abc"]),
     ("/^c01(a|ab)$/ [$1]", ["c01a", "c01ab", "C01AB"]),
     ("/^c02(foo|foobar)x?$/ [$1]", ["c02foobar", "c02foo", "c02foobarx"]),
     ("/^c03(a|ab)(c|bcd)(d*)$/ $1-$2-$3", ["c03abcd", "c03acd", "c03abcdd"]),
@@ -114,7 +115,7 @@ REGEXP_ONLY = [
 ]
 
 PCRE_ONLY = [
-    ("/^p01(a|ab)$/ [$1]", ["p01ab"]),
+    ("/^p01(a|ab)/ [$1]", ["p01ab"]),
     ("/^p02(a+?)(a*)$/ [$1][$2]", ["p02aaa"]),
     ("/^p03(?<word>[a-z]+)-(?P<num>\\d+)$/ [$1][$2]", ["p03abc-12", "p03ABC-12"]),
     ("/^p04(\\w)\\1$/ doubled [$1]", ["p04aa", "p04aA", "p04ab"]),

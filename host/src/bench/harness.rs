@@ -3,10 +3,14 @@
 //! the same load against each, alternating Postfix and proxymapd so machine
 //! drift cancels, for several concurrency levels. A second proxymapd serves
 //! the tables of [`PLUGIN_TABLES`] through their WebAssembly plugin
-//! (`--sandbox`), measured as server `proxymapd-plugin`. A smoke mode only
-//! checks that every server gives identical answers and no errors.
+//! (`--sandbox`), measured as server `proxymapd-plugin`. Besides the
+//! 100,000-entry key/value tables, a 500-rule regexp table and a
+//! 10,000-line cidr table ([`super::pattern_tables`]) are measured, both
+//! served by proxymapd's plugins. A smoke mode only checks that every server
+//! gives identical answers and no errors.
 
 use super::load::{self, LoadSpec, Mode};
+use super::pattern_tables;
 use super::postfix::PrivatePostfix;
 use super::procstat::{self, Target};
 use super::report::Row;
@@ -38,13 +42,39 @@ pub struct Options {
     pub smoke: bool,
 }
 
-/// The table types measured, as (label, map type); `cdb` is served by
-/// proxymapd's WebAssembly plugin, the others natively.
-pub const TABLES: [(&str, &str); 4] = [
-    ("texthash", "texthash"),
-    ("lmdb", "lmdb"),
-    ("hash", "hash"),
-    ("cdb", "cdb"),
+/// One measured table: its label in reports, map type and source file in
+/// the tables directory.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchTable {
+    /// Label in reports.
+    pub label: &'static str,
+    /// Map type.
+    pub map_type: &'static str,
+    /// Source file name in the tables directory.
+    pub file: &'static str,
+}
+
+const fn bench_table(
+    label: &'static str,
+    map_type: &'static str,
+    file: &'static str,
+) -> BenchTable {
+    BenchTable {
+        label,
+        map_type,
+        file,
+    }
+}
+
+/// The tables measured; `cdb`, `regexp` and `cidr` are served by
+/// proxymapd's WebAssembly plugins, the others natively.
+pub const TABLES: [BenchTable; 6] = [
+    bench_table("texthash", "texthash", "virtual"),
+    bench_table("lmdb", "lmdb", "virtual"),
+    bench_table("hash", "hash", "virtual"),
+    bench_table("cdb", "cdb", "virtual"),
+    bench_table("regexp-500", "regexp", pattern_tables::REGEXP_FILE),
+    bench_table("cidr-10k", "cidr", pattern_tables::CIDR_FILE),
 ];
 
 /// Map types measured a second time through their sandboxed plugin.
@@ -83,7 +113,7 @@ fn wait_socket(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write the source table and the key list; returns the keys.
+/// Write the key/value source table and its key list; returns the keys.
 fn write_tables(dir: &Path, entries: usize) -> Result<Vec<Vec<u8>>> {
     std::fs::create_dir_all(dir)?;
     let mut source = String::with_capacity(entries * 48);
@@ -155,8 +185,12 @@ pub struct Servers {
     sandboxed_socket: PathBuf,
     echo: ChildGuard,
     echo_socket: PathBuf,
-    /// Keys present in the tables.
+    /// Keys present in the key/value tables.
     pub keys: Arc<Vec<Vec<u8>>>,
+    /// Keys for the regexp table (a third match, the rest miss).
+    regexp_keys: Arc<Vec<Vec<u8>>>,
+    /// Keys for the cidr table (a third match, the rest miss).
+    cidr_keys: Arc<Vec<Vec<u8>>>,
     tables_dir: PathBuf,
 }
 
@@ -168,10 +202,12 @@ impl Servers {
         let work = work.canonicalize()?;
         let tables_dir = work.join("tables");
         let keys = write_tables(&tables_dir, opts.entries)?;
+        let regexp_keys = pattern_tables::write_regexp(&tables_dir)?;
+        let cidr_keys = pattern_tables::write_cidr(&tables_dir)?;
         let virt = tables_dir.join("virtual");
         let maps: Vec<String> = TABLES
             .iter()
-            .map(|(_, t)| format!("proxy:{t}:{}", virt.display()))
+            .map(|t| format!("proxy:{}:{}", t.map_type, tables_dir.join(t.file).display()))
             .collect();
         let maps = maps.join(" ");
         let postfix = PrivatePostfix::start(&work.join("postfix"), &maps, "")?;
@@ -205,12 +241,28 @@ impl Servers {
             echo,
             echo_socket,
             keys: Arc::new(keys),
+            regexp_keys: Arc::new(regexp_keys),
+            cidr_keys: Arc::new(cidr_keys),
             tables_dir,
         })
     }
 
-    fn table(&self, map_type: &str) -> String {
-        format!("{map_type}:{}", self.tables_dir.join("virtual").display())
+    fn table(&self, table: &BenchTable) -> String {
+        format!(
+            "{}:{}",
+            table.map_type,
+            self.tables_dir.join(table.file).display()
+        )
+    }
+
+    /// The keys for `table`, and whether to add misses (pattern tables
+    /// bring their own).
+    fn keys_for(&self, table: &BenchTable) -> (Arc<Vec<Vec<u8>>>, bool) {
+        match table.file {
+            pattern_tables::REGEXP_FILE => (self.regexp_keys.clone(), false),
+            pattern_tables::CIDR_FILE => (self.cidr_keys.clone(), false),
+            _ => (self.keys.clone(), true),
+        }
     }
 
     fn endpoint(&self, server: &str) -> (PathBuf, Target) {
@@ -231,7 +283,8 @@ impl Servers {
         }
     }
 
-    fn spec(&self, server: &str, map_type: &str, c: usize, opts: &Options) -> LoadSpec {
+    fn spec(&self, server: &str, table: &BenchTable, c: usize, opts: &Options) -> LoadSpec {
+        let (keys, add_misses) = self.keys_for(table);
         LoadSpec {
             socket: self.endpoint(server).0,
             greeting: true,
@@ -239,10 +292,10 @@ impl Servers {
             concurrency: c,
             duration: Some(opts.duration),
             requests: None,
-            table: self.table(map_type),
+            table: self.table(table),
             flags: flags::LOCK | flags::FOLD_FIX,
-            keys: self.keys.clone(),
-            miss_ratio: opts.miss_ratio,
+            keys,
+            miss_ratio: if add_misses { opts.miss_ratio } else { 0.0 },
             mode: Mode::Lookup,
         }
     }
@@ -251,12 +304,11 @@ impl Servers {
     pub fn measure(
         &self,
         server: &str,
-        label: &str,
-        map_type: &str,
+        table: &BenchTable,
         c: usize,
         opts: &Options,
     ) -> Result<Row> {
-        let spec = self.spec(server, map_type, c, opts);
+        let spec = self.spec(server, table, c, opts);
         // Warm up: Postfix starts processes on demand, tables load on first use.
         load::run(&LoadSpec {
             duration: Some(Duration::from_millis(300)),
@@ -272,7 +324,7 @@ impl Servers {
         let client_cpu = procstat::cpu_seconds(&me_before, &me_after);
         Ok(Row {
             server: server.to_string(),
-            table: label.to_string(),
+            table: table.label.to_string(),
             concurrency: c,
             rps: report.rate(),
             p50_us: report.micros(0.5),
@@ -290,16 +342,17 @@ impl Servers {
     /// and a few hundred requests each without errors.
     pub fn smoke(&self) -> Result<Vec<String>> {
         let mut lines = Vec::new();
-        let mut probe: Vec<Vec<u8>> = self
-            .keys
-            .iter()
-            .step_by((self.keys.len() / 200).max(1))
-            .cloned()
-            .collect();
-        probe.extend((0..50).map(|i| format!("nobody{i}@nowhere.example").into_bytes()));
-        probe.extend(self.keys.iter().take(50).map(|k| k.to_ascii_uppercase()));
-        for (label, map_type) in TABLES {
-            let table = self.table(map_type);
+        for bench in &TABLES {
+            let (label, map_type) = (bench.label, bench.map_type);
+            let (keys, _) = self.keys_for(bench);
+            let mut probe: Vec<Vec<u8>> = keys
+                .iter()
+                .step_by((keys.len() / 200).max(1))
+                .cloned()
+                .collect();
+            probe.extend((0..50).map(|i| format!("nobody{i}@nowhere.example").into_bytes()));
+            probe.extend(keys.iter().take(50).map(|k| k.to_ascii_uppercase()));
+            let table = self.table(bench);
             let flags = flags::LOCK | flags::FOLD_FIX;
             let theirs = load::answers(&self.postfix.socket(), true, &table, flags, &probe)?;
             let mut ours = load::answers(&self.ours_socket, true, &table, flags, &probe)?;
@@ -326,7 +379,7 @@ impl Servers {
                     requests: Some(400),
                     ..self.spec(
                         server,
-                        map_type,
+                        bench,
                         8,
                         &Options {
                             miss_ratio: 0.1,
@@ -371,22 +424,22 @@ pub fn run(opts: &Options, servers: &Servers, mut progress: impl FnMut(&Row)) ->
     let mut rows = Vec::new();
     for &c in &opts.concurrency {
         for rep in 0..opts.repetitions {
-            for (label, map_type) in TABLES {
+            for table in &TABLES {
                 let order = if rep % 2 == 0 {
                     ["postfix", "proxymapd"]
                 } else {
                     ["proxymapd", "postfix"]
                 };
-                let plugin = PLUGIN_TABLES
-                    .contains(&map_type)
+                let plugin = (PLUGIN_TABLES.contains(&table.map_type) && table.file == "virtual")
                     .then_some("proxymapd-plugin");
                 for server in order.into_iter().chain(plugin) {
-                    let row = servers.measure(server, label, map_type, c, opts)?;
+                    let row = servers.measure(server, table, c, opts)?;
                     progress(&row);
                     rows.push(row);
                 }
             }
-            let row = servers.measure("echo", "-", "lmdb", c, opts)?;
+            let echo = bench_table("-", "lmdb", "virtual");
+            let row = servers.measure("echo", &echo, c, opts)?;
             progress(&row);
             rows.push(row);
         }

@@ -7,6 +7,7 @@
 pub mod echo;
 pub mod harness;
 pub mod load;
+pub mod pattern_tables;
 pub mod postfix;
 pub mod procstat;
 pub mod report;

@@ -151,7 +151,7 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
 /// Headline sentence: the ratios at one concurrency level.
 pub fn headline(rows: &[Row], c: usize) -> String {
     let mut parts = Vec::new();
-    for t in ["texthash", "lmdb", "hash", "cdb"] {
+    for t in super::harness::TABLES.map(|t| t.label) {
         if let (Some(ours), Some(pf), Some(echo)) = (
             find(rows, "proxymapd", t, c),
             find(rows, "postfix", t, c),
@@ -179,7 +179,7 @@ pub fn headline(rows: &[Row], c: usize) -> String {
     format!("At C = {c}: {}.", parts.join("; "))
 }
 
-const COLORS: [(&str, &str, &str); 10] = [
+const COLORS: [(&str, &str, &str); 14] = [
     ("postfix", "texthash", "#d62728"),
     ("postfix", "lmdb", "#ff7f0e"),
     ("postfix", "hash", "#e377c2"),
@@ -189,6 +189,10 @@ const COLORS: [(&str, &str, &str); 10] = [
     ("proxymapd", "hash", "#9467bd"),
     ("proxymapd-plugin", "hash", "#bcbd22"),
     ("proxymapd", "cdb", "#2ca02c"),
+    ("postfix", "regexp-500", "#c49c94"),
+    ("proxymapd", "regexp-500", "#98df8a"),
+    ("postfix", "cidr-10k", "#f7b6d2"),
+    ("proxymapd", "cidr-10k", "#aec7e8"),
     ("echo", "-", "#7f7f7f"),
 ];
 

@@ -374,3 +374,103 @@ impl Loader<'_> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Patterns are plain substrings; `(x)` counts as one group.
+    #[derive(Default)]
+    struct Substrings(Vec<Vec<u8>>);
+
+    impl Compiler for Substrings {
+        fn compile(&mut self, pattern: &[u8], flags: &[u8]) -> Result<Compiled, String> {
+            if !flags.is_empty() {
+                return Err("unknown regexp option".into());
+            }
+            self.0.push(pattern.to_vec());
+            Ok(Compiled {
+                id: self.0.len() - 1,
+                groups: pattern.iter().filter(|&&b| b == b'(').count() as u32,
+                warnings: Vec::new(),
+            })
+        }
+    }
+
+    const DIALECT: Dialect = Dialect {
+        map_type: "regexp",
+        missing_delimiter_verb: "skipping",
+        wording: Wording {
+            zero_index: "out-of-range",
+        },
+        second_pattern: true,
+    };
+
+    fn load(text: &str, no_regsub: bool) -> (Table, Substrings, Vec<String>) {
+        let lines: Vec<(usize, Vec<u8>)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.as_bytes().to_vec()))
+            .collect();
+        let mut c = Substrings::default();
+        let (t, w) = Table::load(&lines, "t", &DIALECT, no_regsub, &mut c);
+        (t, c, w)
+    }
+
+    fn answer(t: &Table, c: &Substrings, key: &str) -> Option<String> {
+        let found = t.lookup(|id| {
+            key.as_bytes()
+                .windows(c.0[id].len().max(1))
+                .any(|w| c.0[id].is_empty() || w == &c.0[id][..])
+        })?;
+        match &t.rules[found] {
+            Rule::Match { result, .. } => {
+                Some(String::from_utf8(result.expand(|_| Some(b"G"))).unwrap())
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn if_blocks_nest_and_a_missing_endif_ends_the_lookup() {
+        let (t, c, w) = load(
+            "if /a/\nif !/b/\n/c/ a-notb-c\nendif\n/a/ a\nendif\n/z/ z\nif /q/\n/q/ q\n/ / never",
+            false,
+        );
+        assert_eq!(answer(&t, &c, "ac"), Some("a-notb-c".into()));
+        assert_eq!(answer(&t, &c, "abc"), Some("a".into()));
+        assert_eq!(answer(&t, &c, "x"), None, "the open IF on /q/ ends the lookup");
+        assert_eq!(answer(&t, &c, "q"), Some("q".into()));
+        assert!(w.iter().any(|w| w == "regexp map t, line 8: IF has no matching ENDIF"));
+    }
+
+    #[test]
+    fn second_pattern_negation_and_substitution_rules() {
+        let (t, c, w) = load("/a/!/b/ a-not-b\n!/(x)/ neg $1\n!/y/ not-y\n/(k)/ k=$1", false);
+        assert_eq!(answer(&t, &c, "a"), Some("a-not-b".into()));
+        assert_eq!(answer(&t, &c, "ab"), Some("not-y".into()));
+        assert_eq!(answer(&t, &c, "y(k)"), Some("k=G".into()));
+        assert!(w.iter().any(|w| w.contains("line 2: $number found in negative match")));
+        let (t, c, w) = load("/(k)/ k=$1\n/(k)/ plain", true);
+        assert_eq!(answer(&t, &c, "(k)"), Some("plain".into()));
+        assert!(w
+            .iter()
+            .any(|w| w.contains("line 1: regular expression substitution is not allowed")));
+    }
+
+    #[test]
+    fn syntax_errors_are_skipped_with_their_line() {
+        let (t, _, w) = load("/a x\nfoo bar\n/a/Q x\nendif\nif\n/ok/ fine", false);
+        assert_eq!(t.rules.len(), 1);
+        assert_eq!(
+            w,
+            vec![
+                "regexp map t, line 1: no closing regexp delimiter \"/\": skipping this rule",
+                "regexp map t, line 2: ignoring unrecognized request",
+                "regexp map t, line 3: unknown regexp option",
+                "regexp map t, line 4: ignoring ENDIF without matching IF",
+                "regexp map t, line 5: no regexp: skipping this rule",
+            ]
+        );
+    }
+}

@@ -42,6 +42,7 @@ fn pcre_plugin_answers_like_postfix() {
         "Subject: buy viagra now\tREJECT spam subject: viagra",
         "Joe@DEPT0.EXAMPLE.COM\tJoe@new0.example.net",
         "b1abc\tb1-notx:abc",
+        "zz-open1\topen-if 1",
     ] {
         assert!(
             answers.lines().any(|l| l == expected),

@@ -37,6 +37,7 @@ fn regexp_plugin_answers_like_postfix() {
         "Subject: buy viagra now\tREJECT spam subject: viagra",
         "Joe@DEPT0.EXAMPLE.COM\tJoe@new0.example.net",
         "b1abc\tb1-notx:abc",
+        "zz-open1\topen-if 1",
         "b4\tb4-inner",
     ] {
         assert!(

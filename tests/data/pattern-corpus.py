@@ -256,6 +256,9 @@ def write(kind, own):
     keys += ["b1abc", "b1abx", "b1", "b3x", "b2b3x", "b4", "b4x", "b5", "b5(", "B1ABC"]
     rules.append("/^last(.*)/ last-rule $1")
     keys += ["last", "lastword", "LAST"]
+    # An IF that never ends: when it fails, the lookup ends (nothing follows).
+    rules.append("if /^zz-open/\n/^zz-open(.*)/ open-if $1")
+    keys += ["zz-open", "zz-open1", "zz-closed"]
     keys += ["", "x", "-", "[1.2.3.4]", "1.2.3.4", "::1", "[ipv6:2001:db8::1]", "üñî©ødé", "日本語.example",
              "a@b", "@", "very " * 20 + "long"]
     keys += random_keys(rng, max(0, 1100 - len(keys)))

@@ -1,13 +1,15 @@
 //! cidr:/path — Postfix's cidr_table(5) as a proxymapd plugin. The table is
 //! parsed once at open (bad rules are skipped with a warning naming the
 //! line, as Postfix does); lookups walk the rules in order, first match
-//! wins. Keys are addresses and are never folded; the table reports the
+//! wins, jumping over long runs of plain rules through an index. Keys are addresses and are never folded; the table reports the
 //! PATTERN flag, so clients do not try partial keys. The inline form
 //! `cidr:{ {rule}, {rule} }` takes its rules from the table name. Read-only,
 //! and like Postfix's cidr tables it cannot be sequenced.
 
+pub mod index;
 pub mod rules;
 
+use index::RunIndex;
 use proxymapd_sdk::braces::{split_outside_braces, strip_braces};
 use proxymapd_sdk::source::logical_lines;
 use proxymapd_sdk::{flags, log, read_file, Error, MapType, OpenRequest};
@@ -16,6 +18,7 @@ use rules::Rule;
 /// An open cidr table.
 pub struct CidrTable {
     rules: Vec<Rule>,
+    index: RunIndex,
 }
 
 impl MapType for CidrTable {
@@ -39,7 +42,8 @@ impl MapType for CidrTable {
         for (lineno, message) in warnings {
             log::warning(&format!("cidr map {path}, line {lineno}: {message}"));
         }
-        Ok(CidrTable { rules })
+        let index = RunIndex::build(&rules);
+        Ok(CidrTable { rules, index })
     }
 
     fn flags(&self) -> u32 {
@@ -50,7 +54,7 @@ impl MapType for CidrTable {
         let Ok(key) = std::str::from_utf8(key) else {
             return Ok(None);
         };
-        Ok(rules::lookup(&self.rules, key).map(|r| r.as_bytes().to_vec()))
+        Ok(rules::lookup_indexed(&self.rules, &self.index, key).map(|r| r.as_bytes().to_vec()))
     }
 }
 

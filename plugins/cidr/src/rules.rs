@@ -6,14 +6,15 @@
 //! line; families never match across IPv4 and IPv6, negated or not; an
 //! `if` whose block never ends stops the lookup when its condition fails.
 
+use crate::index::RunIndex;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An address as a number with its family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Addr {
-    v6: bool,
-    bits: u128,
+    pub(crate) v6: bool,
+    pub(crate) bits: u128,
 }
 
 /// Parse a lookup key or an address pattern as inet_pton would: IPv6 when
@@ -35,9 +36,9 @@ pub fn parse_addr(text: &str) -> Option<Addr> {
 /// A network: address family, network bits and prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Net {
-    v6: bool,
-    net: u128,
-    mask: u128,
+    pub(crate) v6: bool,
+    pub(crate) net: u128,
+    pub(crate) mask: u128,
 }
 
 impl Net {
@@ -242,9 +243,27 @@ pub fn parse(lines: &[(usize, String)]) -> (Vec<Rule>, Vec<(usize, String)>) {
 
 /// The answer for `key`, first match wins.
 pub fn lookup<'r>(rules: &'r [Rule], key: &str) -> Option<&'r str> {
+    lookup_indexed(rules, &RunIndex::default(), key)
+}
+
+/// [`lookup`], jumping over indexed runs of plain rules with `index`.
+pub fn lookup_indexed<'r>(rules: &'r [Rule], index: &RunIndex, key: &str) -> Option<&'r str> {
     let key = parse_addr(key)?;
     let mut i = 0;
     while i < rules.len() {
+        if let Some((found, end)) = index.at(i, key) {
+            match found {
+                Some(r) => {
+                    if let Rule::Match { result, .. } = &rules[r] {
+                        return Some(result);
+                    }
+                }
+                None => {
+                    i = end;
+                    continue;
+                }
+            }
+        }
         match &rules[i] {
             Rule::Match {
                 net,

@@ -439,18 +439,29 @@ mod tests {
         );
         assert_eq!(answer(&t, &c, "ac"), Some("a-notb-c".into()));
         assert_eq!(answer(&t, &c, "abc"), Some("a".into()));
-        assert_eq!(answer(&t, &c, "x"), None, "the open IF on /q/ ends the lookup");
+        assert_eq!(
+            answer(&t, &c, "x"),
+            None,
+            "the open IF on /q/ ends the lookup"
+        );
         assert_eq!(answer(&t, &c, "q"), Some("q".into()));
-        assert!(w.iter().any(|w| w == "regexp map t, line 8: IF has no matching ENDIF"));
+        assert!(w
+            .iter()
+            .any(|w| w == "regexp map t, line 8: IF has no matching ENDIF"));
     }
 
     #[test]
     fn second_pattern_negation_and_substitution_rules() {
-        let (t, c, w) = load("/a/!/b/ a-not-b\n!/(x)/ neg $1\n!/y/ not-y\n/(k)/ k=$1", false);
+        let (t, c, w) = load(
+            "/a/!/b/ a-not-b\n!/(x)/ neg $1\n!/y/ not-y\n/(k)/ k=$1",
+            false,
+        );
         assert_eq!(answer(&t, &c, "a"), Some("a-not-b".into()));
         assert_eq!(answer(&t, &c, "ab"), Some("not-y".into()));
         assert_eq!(answer(&t, &c, "y(k)"), Some("k=G".into()));
-        assert!(w.iter().any(|w| w.contains("line 2: $number found in negative match")));
+        assert!(w
+            .iter()
+            .any(|w| w.contains("line 2: $number found in negative match")));
         let (t, c, w) = load("/(k)/ k=$1\n/(k)/ plain", true);
         assert_eq!(answer(&t, &c, "(k)"), Some("plain".into()));
         assert!(w

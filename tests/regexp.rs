@@ -3,13 +3,16 @@
 //! tests/data (every construct of regexp_table(5), bad rules Postfix skips,
 //! header/body checks, client access and sender rewriting rules) and 1,100
 //! keys; real `postmap -q - proxy:regexp:FILE` must print exactly what
-//! `postmap -q - regexp:FILE` prints. Also the inline form and the
-//! warnings that name a bad rule's line.
+//! `postmap -q - regexp:FILE` prints. Also the inline form, the warnings
+//! that name a bad rule's line, and key folding on request (FOLD_MUL).
 
 mod common;
 
 use common::corpus::corpus;
 use common::postfix::Postfix;
+use common::{frame, read_frame};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 
 #[test]
 fn regexp_plugin_answers_like_postfix() {
@@ -73,4 +76,41 @@ fn inline_regexp_tables_answer_like_postfix() {
         .collect();
     let answers = pf.assert_same(inline, &keys);
     assert_eq!(answers, "joe@example.com\tuser joe\nb\ty y\ncd\tc-d\n");
+}
+
+fn lookup(s: &mut UnixStream, table: &str, flags: u32, key: &str) -> (u8, String) {
+    s.write_all(&frame(&[
+        ("request", b"lookup"),
+        ("table", table.as_bytes()),
+        ("flags", flags.to_string().as_bytes()),
+        ("key", key.as_bytes()),
+    ]))
+    .unwrap();
+    let reply = read_frame(s);
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    (
+        reply[7] - b'0',
+        text.split('\0').nth(3).unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn keys_are_lowercased_only_when_the_client_asks() {
+    let pf = Postfix::start("proxy:regexp:$data/cs", "", |data| {
+        std::fs::write(data.join("cs"), "/^abc$/i lower-only\n").unwrap();
+    });
+    let table = format!("regexp:{}", pf.table("$data/cs"));
+    let mut s = UnixStream::connect(&pf.server.proxymap).unwrap();
+    read_frame(&mut s);
+    const LOCK_FOLD_FIX: u32 = 0x4040;
+    const FOLD_MUL: u32 = 0x8000;
+    assert_eq!(lookup(&mut s, &table, LOCK_FOLD_FIX, "ABC").0, 1);
+    assert_eq!(
+        lookup(&mut s, &table, LOCK_FOLD_FIX | FOLD_MUL, "ABC"),
+        (0, "lower-only".into())
+    );
+    assert_eq!(
+        lookup(&mut s, &table, LOCK_FOLD_FIX, "abc"),
+        (0, "lower-only".into())
+    );
 }

@@ -695,7 +695,10 @@ fn vs_postfix(args: VsPostfixArgs) -> Result<i32> {
          the servers (the load generator shares the cores). Tables: {entries} entries, the same source as `texthash:` and \
          as `lmdb:`, `hash:` and `cdb:` files built by Postfix's postmap; proxymapd serves `hash:` natively and, as \
          server `proxymapd-plugin` (a second proxymapd started with `--sandbox hash`), through the WebAssembly plugin, \
-         and `cdb:` through its plugin; {miss:.0}% of lookups miss. Each (server, table, C) ran {reps}× for \
+         and `cdb:` through its plugin; {miss:.0}% of lookups miss. `regexp-500` is a 500-rule regexp table shaped like \
+         smtpd checks (host names, sender rewriting with `$1`, header-check rules, if/endif blocks) and `cidr-10k` a \
+         10,000-line cidr client list, both through proxymapd's plugins; about a third of their keys match a rule, the \
+         rest walk every rule. Each (server, table, C) ran {reps}× for \
          {dur} s after a 0.3 s warm-up, Postfix and proxymapd alternating so drift cancels; the echo server answers every \
          request with a fixed reply (the ceiling for this protocol on this machine). CPU µs/req is server CPU time \
          (all its processes) per request; client CPU µs/req is the load generator's own, on the same cores.",

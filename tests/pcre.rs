@@ -11,8 +11,7 @@ mod common;
 
 use common::corpus::corpus;
 use common::postfix::Postfix;
-use common::{frame, read_frame};
-use std::io::Write;
+use common::{lookup_reply, read_frame};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -83,22 +82,6 @@ fn inline_pcre_tables_answer_like_postfix() {
     );
 }
 
-fn lookup(s: &mut UnixStream, table: &str, key: &str) -> (u8, String) {
-    s.write_all(&frame(&[
-        ("request", b"lookup"),
-        ("table", table.as_bytes()),
-        ("flags", b"16448"),
-        ("key", key.as_bytes()),
-    ]))
-    .unwrap();
-    let reply = read_frame(s);
-    let text = String::from_utf8_lossy(&reply).into_owned();
-    (
-        reply[7] - b'0',
-        text.split('\0').nth(3).unwrap_or("").to_string(),
-    )
-}
-
 #[test]
 fn runaway_backtracking_costs_one_request() {
     let pf = Postfix::start("proxy:pcre:$data/slow", "", |data| {
@@ -108,13 +91,19 @@ fn runaway_backtracking_costs_one_request() {
     let mut s = UnixStream::connect(&pf.server.proxymap).unwrap();
     read_frame(&mut s);
     // A short key finishes quickly and falls through to the second rule.
-    assert_eq!(lookup(&mut s, &table, "aaaa"), (0, "fast".into()));
+    assert_eq!(
+        lookup_reply(&mut s, &table, 0x4040, "aaaa"),
+        (0, "fast".into())
+    );
     // Exponential backtracking on a long key: RETRY within the time limit.
     let started = Instant::now();
-    let (status, _) = lookup(&mut s, &table, &"a".repeat(64));
+    let (status, _) = lookup_reply(&mut s, &table, 0x4040, &"a".repeat(64));
     assert_eq!(status, 2, "RETRY");
     assert!(started.elapsed() < Duration::from_secs(10));
     pf.server.wait_for_log("time limit");
     // The table still serves, on the same connection.
-    assert_eq!(lookup(&mut s, &table, "ab"), (0, "fast".into()));
+    assert_eq!(
+        lookup_reply(&mut s, &table, 0x4040, "ab"),
+        (0, "fast".into())
+    );
 }

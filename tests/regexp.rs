@@ -10,8 +10,7 @@ mod common;
 
 use common::corpus::corpus;
 use common::postfix::Postfix;
-use common::{frame, read_frame};
-use std::io::Write;
+use common::{lookup_reply, read_frame};
 use std::os::unix::net::UnixStream;
 
 #[test]
@@ -78,22 +77,6 @@ fn inline_regexp_tables_answer_like_postfix() {
     assert_eq!(answers, "joe@example.com\tuser joe\nb\ty y\ncd\tc-d\n");
 }
 
-fn lookup(s: &mut UnixStream, table: &str, flags: u32, key: &str) -> (u8, String) {
-    s.write_all(&frame(&[
-        ("request", b"lookup"),
-        ("table", table.as_bytes()),
-        ("flags", flags.to_string().as_bytes()),
-        ("key", key.as_bytes()),
-    ]))
-    .unwrap();
-    let reply = read_frame(s);
-    let text = String::from_utf8_lossy(&reply).into_owned();
-    (
-        reply[7] - b'0',
-        text.split('\0').nth(3).unwrap_or("").to_string(),
-    )
-}
-
 #[test]
 fn keys_are_lowercased_only_when_the_client_asks() {
     let pf = Postfix::start("proxy:regexp:$data/cs", "", |data| {
@@ -104,13 +87,13 @@ fn keys_are_lowercased_only_when_the_client_asks() {
     read_frame(&mut s);
     const LOCK_FOLD_FIX: u32 = 0x4040;
     const FOLD_MUL: u32 = 0x8000;
-    assert_eq!(lookup(&mut s, &table, LOCK_FOLD_FIX, "ABC").0, 1);
+    assert_eq!(lookup_reply(&mut s, &table, LOCK_FOLD_FIX, "ABC").0, 1);
     assert_eq!(
-        lookup(&mut s, &table, LOCK_FOLD_FIX | FOLD_MUL, "ABC"),
+        lookup_reply(&mut s, &table, LOCK_FOLD_FIX | FOLD_MUL, "ABC"),
         (0, "lower-only".into())
     );
     assert_eq!(
-        lookup(&mut s, &table, LOCK_FOLD_FIX, "abc"),
+        lookup_reply(&mut s, &table, LOCK_FOLD_FIX, "abc"),
         (0, "lower-only".into())
     );
 }

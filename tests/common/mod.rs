@@ -165,3 +165,21 @@ pub fn frame(pairs: &[(&str, &[u8])]) -> Vec<u8> {
     out.push(0);
     out
 }
+
+/// One lookup on an open connection: the reply's status digit and value.
+pub fn lookup_reply(s: &mut UnixStream, table: &str, flags: u32, key: &str) -> (u8, String) {
+    use std::io::Write;
+    s.write_all(&frame(&[
+        ("request", b"lookup"),
+        ("table", table.as_bytes()),
+        ("flags", flags.to_string().as_bytes()),
+        ("key", key.as_bytes()),
+    ]))
+    .unwrap();
+    let reply = read_frame(s);
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    (
+        reply[7] - b'0',
+        text.split('\0').nth(3).unwrap_or("").to_string(),
+    )
+}

@@ -102,7 +102,22 @@ impl Postfix {
             String::from_utf8_lossy(&direct.stderr),
             self.server.log_text()
         );
-        assert_eq!(p, d, "{table}: proxied and direct answers differ");
+        if p != d {
+            let (pl, dl): (Vec<&str>, Vec<&str>) = (p.lines().collect(), d.lines().collect());
+            let first = pl
+                .iter()
+                .zip(&dl)
+                .position(|(a, b)| a != b)
+                .unwrap_or(pl.len().min(dl.len()));
+            panic!(
+                "{table}: proxied and direct answers differ at line {first} ({} and {} lines)\nproxied: {:?}\ndirect:  {:?}\nserver log tail:\n{}",
+                pl.len(),
+                dl.len(),
+                &pl[first..pl.len().min(first + 3)],
+                &dl[first..dl.len().min(first + 3)],
+                self.server.log_text().lines().rev().take(10).collect::<Vec<_>>().join("\n")
+            );
+        }
         p.into_owned()
     }
 

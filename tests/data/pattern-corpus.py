@@ -155,6 +155,9 @@ PCRE_ONLY = [
     ("/^p38(.+?)x/ lazy-group [$1]", ["p38aaxbx"]),
     ("/^p39(?:a|b)*?c/ lazy-star", ["p39ababc"]),
     ("/^p40caf\\S$/ nonspace-byte", ["p40café"]),
+    ("/^p41a**$/ double-quantifier", ["p41aa"]),
+    ("/^p42(?=a)*a$/ repeated-lookahead", ["p42a"]),
+    ("/^p43a{,2}$/ literal-brace", ["p43a{,2}", "p43aa"]),
 ]
 
 IF_BLOCKS = """if /^b1/

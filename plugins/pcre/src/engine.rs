@@ -4,7 +4,9 @@
 //!   possessive repeats) goes to the `regex` crate's bytes engine and into a
 //!   set of all such patterns, which says in one pass which can match;
 //!   leftmost-first groups are what PCRE2 reports;
-//! - any other pattern goes to `fancy-regex`, a backtracking engine, over
+//! - any other pattern, and one that repeats a capture group that can match
+//!   empty (PCRE2 keeps the last, empty repetition; Rust's automata skip
+//!   it), goes to `fancy-regex`, a backtracking engine, over
 //!   the key as Latin-1 text (one character per byte). A pattern that
 //!   backtracks without end is stopped by the plugin's time limit.
 //!
@@ -105,7 +107,13 @@ impl Compiler for Patterns {
             parsed.node
         };
         let newline_sensitive = node.has_assertion(Assertion::TextEndOrFinalNewline);
-        let regex = match emit(&node, Target::Bytes) {
+        let automata = if node.repeats_empty_capture() {
+            // Rust's automata would drop a last, empty repetition's group.
+            Err("empty repetition".to_string())
+        } else {
+            emit(&node, Target::Bytes)
+        };
+        let regex = match automata {
             Ok(text) => Some(
                 regex::bytes::RegexBuilder::new(&text)
                     .unicode(false)

@@ -8,7 +8,8 @@
 //! the match starts where any engine finds it to start, it ends at the
 //! longest end an all-matches DFA reports from there, and the groups are
 //! those of the first (Perl-order) way through the pattern that spans
-//! exactly that text, which is how glibc assigns them.
+//! exactly that text, which is how glibc assigns them. The text after the
+//! match stays visible to assertions at its end.
 //!
 //! A pattern with back-references is not regular; it runs on `fancy-regex`
 //! over the key as Latin-1 text. Whether it matches is exact; its groups
@@ -49,12 +50,27 @@ enum PosixPattern {
 struct GroupFinder {
     longest: DFA,
     longest_cache: regex_automata::hybrid::dfa::Cache,
-    spans: PikeVM,
-    spans_cache: regex_automata::nfa::thompson::pikevm::Cache,
+    /// The pattern, then the end of the key: for matches that end there.
+    at_end: PikeVM,
+    at_end_cache: regex_automata::nfa::thompson::pikevm::Cache,
+    /// The pattern, then exactly one byte: for matches that end before the
+    /// last byte, run on the key cut one byte after the match, so that
+    /// assertions at the match's end (`\b`, `\>`, `$`) still see the byte
+    /// that follows it.
+    before_end: PikeVM,
+    before_end_cache: regex_automata::nfa::thompson::pikevm::Cache,
 }
 
 fn syntax_config() -> syntax::Config {
     syntax::Config::new().unicode(false).utf8(false)
+}
+
+fn pike(text: &str) -> Result<PikeVM, String> {
+    PikeVM::builder()
+        .syntax(syntax_config())
+        .thompson(thompson::Config::new().utf8(false))
+        .build(text)
+        .map_err(|e| e.to_string())
 }
 
 impl GroupFinder {
@@ -65,16 +81,15 @@ impl GroupFinder {
             .thompson(thompson::Config::new().utf8(false))
             .build(text)
             .map_err(|e| e.to_string())?;
-        let spans = PikeVM::builder()
-            .syntax(syntax_config())
-            .thompson(thompson::Config::new().utf8(false))
-            .build(&format!("(?:{text})\\z"))
-            .map_err(|e| e.to_string())?;
+        let at_end = pike(&format!("(?:{text})\\z"))?;
+        let before_end = pike(&format!("(?:{text})(?s-u:.)\\z"))?;
         Ok(GroupFinder {
             longest_cache: longest.create_cache(),
             longest,
-            spans_cache: spans.create_cache(),
-            spans,
+            at_end_cache: at_end.create_cache(),
+            at_end,
+            before_end_cache: before_end.create_cache(),
+            before_end,
         })
     }
 
@@ -86,11 +101,16 @@ impl GroupFinder {
             .try_search_fwd(&mut self.longest_cache, &input)
             .ok()??
             .offset();
-        let mut caps = self.spans.create_captures();
-        let input = Input::new(&key[..end])
-            .range(start..end)
+        let (vm, cache, cut) = if end == key.len() {
+            (&self.at_end, &mut self.at_end_cache, end)
+        } else {
+            (&self.before_end, &mut self.before_end_cache, end + 1)
+        };
+        let mut caps = vm.create_captures();
+        let input = Input::new(&key[..cut])
+            .range(start..cut)
             .anchored(Anchored::Yes);
-        self.spans.search(&mut self.spans_cache, &input, &mut caps);
+        vm.search(cache, &input, &mut caps);
         if !caps.is_match() {
             return None;
         }

@@ -198,6 +198,48 @@ impl Node {
         }
     }
 
+    /// Whether the node can match the empty string.
+    pub fn nullable(&self) -> bool {
+        match self {
+            Node::Bytes(_) => false,
+            Node::Concat(v) => v.iter().all(Node::nullable),
+            Node::Alternation(v) => v.iter().any(Node::nullable),
+            Node::Repeat { node, min, .. } => *min == 0 || node.nullable(),
+            Node::Group { node, .. } | Node::Atomic(node) => node.nullable(),
+            Node::Empty | Node::Assert(_) | Node::Backref { .. } | Node::Look { .. } => true,
+        }
+    }
+
+    /// Whether the node has a capture group.
+    pub fn has_capture(&self) -> bool {
+        match self {
+            Node::Group { capture, node } => capture.is_some() || node.has_capture(),
+            Node::Repeat { node, .. } | Node::Look { node, .. } | Node::Atomic(node) => {
+                node.has_capture()
+            }
+            Node::Concat(v) | Node::Alternation(v) => v.iter().any(Node::has_capture),
+            _ => false,
+        }
+    }
+
+    /// Whether the node repeats a part that can match the empty string and
+    /// holds a capture group. Perl and PCRE2 record a last, empty
+    /// repetition in such a group; Rust's automata skip it, so these
+    /// patterns need the backtracking engine to give PCRE2's groups.
+    pub fn repeats_empty_capture(&self) -> bool {
+        match self {
+            Node::Repeat { node, max, .. } => {
+                (*max != Some(1) && node.nullable() && node.has_capture())
+                    || node.repeats_empty_capture()
+            }
+            Node::Group { node, .. } | Node::Look { node, .. } | Node::Atomic(node) => {
+                node.repeats_empty_capture()
+            }
+            Node::Concat(v) | Node::Alternation(v) => v.iter().any(Node::repeats_empty_capture),
+            _ => false,
+        }
+    }
+
     /// Whether the pattern contains `assertion`.
     pub fn has_assertion(&self, assertion: Assertion) -> bool {
         match self {

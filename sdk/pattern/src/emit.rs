@@ -135,6 +135,12 @@ fn write_node(node: &Node, target: Target, out: &mut String) -> Result<(), Strin
                 out.push_str("(?>");
             }
             out.push_str("(?:");
+            if target == Target::Latin1 && *max != Some(1) && node.nullable() && node.has_capture()
+            {
+                // An empty lookahead makes fancy-regex run this repetition
+                // itself, keeping a last empty repetition as PCRE2 does.
+                out.push_str("(?=)");
+            }
             write_node(node, target, out)?;
             out.push(')');
             match max {

@@ -241,6 +241,18 @@ impl Parser<'_> {
             let Some(atom) = self.atom(*o, depth)? else {
                 continue;
             };
+            // `\Q…\E` gives its characters as a Concat: a quantifier after
+            // it applies to the last character only.
+            let atom = match atom {
+                Node::Concat(mut quoted) => match quoted.pop() {
+                    Some(last) => {
+                        items.extend(quoted);
+                        last
+                    }
+                    None => continue,
+                },
+                other => other,
+            };
             let atom = self.quantifiers(atom, *o)?;
             items.push(atom);
         }
@@ -367,85 +379,97 @@ impl Parser<'_> {
             && b.is_none_or(|b| b.iter().all(u8::is_ascii_digit))
     }
 
-    fn quantifiers(&mut self, mut node: Node, o: Options) -> Result<Node, String> {
-        loop {
-            self.skip_ignored(o);
-            let (min, max) = match self.peek() {
-                Some(b'*') => {
-                    self.i += 1;
-                    (0, None)
-                }
-                Some(b'+') => {
-                    self.i += 1;
-                    (1, None)
-                }
-                Some(b'?') => {
-                    self.i += 1;
-                    (0, Some(1))
-                }
-                Some(b'{') if self.quantifier_ahead() => {
-                    let close = self.i
-                        + self.s[self.i..]
-                            .iter()
-                            .position(|&b| b == b'}')
-                            .unwrap_or(0);
-                    let body = std::str::from_utf8(&self.s[self.i + 1..close]).unwrap_or("");
-                    let number = |t: &str| -> Result<u32, String> {
-                        match t.parse::<u64>() {
-                            Ok(n) if n <= u64::from(REPEAT_MAX) => Ok(n as u32),
-                            _ => Err(self.error("number too big in {} quantifier")),
-                        }
-                    };
-                    let (min, max) = match body.split_once(',') {
-                        None => {
-                            let n = number(body)?;
-                            (n, Some(n))
-                        }
-                        Some((a, "")) => (number(a)?, None),
-                        Some((a, b)) => (number(a)?, Some(number(b)?)),
-                    };
-                    if max.is_some_and(|m| m < min) {
-                        return Err(self.error("numbers out of order in {} quantifier"));
-                    }
-                    self.i = close + 1;
-                    (min, max)
-                }
-                _ => return Ok(node),
-            };
-            let mut greed = if o.ungreedy {
-                Greed::Lazy
-            } else {
-                Greed::Greedy
-            };
-            match self.peek() {
-                Some(b'?') => {
-                    self.i += 1;
-                    greed = if o.ungreedy {
-                        Greed::Greedy
-                    } else {
-                        Greed::Lazy
-                    };
-                }
-                Some(b'+') => {
-                    self.i += 1;
-                    greed = Greed::Possessive;
-                }
-                _ => {}
-            }
-            if matches!(node, Node::Assert(_)) {
-                // PCRE2 allows a repeated assertion; at most once is the same.
-                if min == 0 {
-                    node = Node::Empty;
-                }
-                continue;
-            }
-            node = Node::Repeat {
-                node: Box::new(node),
-                min,
-                max,
-                greed,
-            };
+    /// Whether a quantifier starts here.
+    fn at_quantifier(&self) -> bool {
+        matches!(self.peek(), Some(b'*' | b'+' | b'?')) || self.quantifier_ahead()
+    }
+
+    /// At most one quantifier (with its lazy or possessive suffix) after
+    /// an atom; a second one, or one after an assertion, is an error.
+    fn quantifiers(&mut self, node: Node, o: Options) -> Result<Node, String> {
+        self.skip_ignored(o);
+        if !self.at_quantifier() {
+            return Ok(node);
         }
+        if matches!(node, Node::Assert(_)) {
+            return Err(self.error("quantifier does not follow a repeatable item"));
+        }
+        let (min, max) = match self.peek() {
+            Some(b'*') => {
+                self.i += 1;
+                (0, None)
+            }
+            Some(b'+') => {
+                self.i += 1;
+                (1, None)
+            }
+            Some(b'?') => {
+                self.i += 1;
+                (0, Some(1))
+            }
+            _ => {
+                let close = self.i
+                    + self.s[self.i..]
+                        .iter()
+                        .position(|&b| b == b'}')
+                        .unwrap_or(0);
+                let body = std::str::from_utf8(&self.s[self.i + 1..close]).unwrap_or("");
+                let number = |t: &str| -> Result<u32, String> {
+                    match t.parse::<u64>() {
+                        Ok(n) if n <= u64::from(REPEAT_MAX) => Ok(n as u32),
+                        _ => Err(self.error("number too big in {} quantifier")),
+                    }
+                };
+                let (min, max) = match body.split_once(',') {
+                    None => {
+                        let n = number(body)?;
+                        (n, Some(n))
+                    }
+                    Some((a, "")) => (number(a)?, None),
+                    Some((a, b)) => (number(a)?, Some(number(b)?)),
+                };
+                self.i = close + 1;
+                if max.is_some_and(|m| m < min) {
+                    return Err(self.error("numbers out of order in {} quantifier"));
+                }
+                (min, max)
+            }
+        };
+        let mut greed = if o.ungreedy {
+            Greed::Lazy
+        } else {
+            Greed::Greedy
+        };
+        match self.peek() {
+            Some(b'?') => {
+                self.i += 1;
+                greed = if o.ungreedy {
+                    Greed::Greedy
+                } else {
+                    Greed::Lazy
+                };
+            }
+            Some(b'+') => {
+                self.i += 1;
+                greed = Greed::Possessive;
+            }
+            _ => {}
+        }
+        self.skip_ignored(o);
+        if self.at_quantifier() {
+            return Err(self.error("quantifier does not follow a repeatable item"));
+        }
+        if matches!(node, Node::Look { .. }) {
+            // A repeated lookaround is tried at most once; with a minimum of
+            // zero the match may go on without it, so it has no effect.
+            return Ok(if min == 0 { Node::Empty } else { node });
+        }
+        Ok(Node::Repeat {
+            node: Box::new(node),
+            min,
+            max,
+            greed,
+        })
     }
 
     fn name_until(&mut self, end: u8) -> Result<Vec<u8>, String> {

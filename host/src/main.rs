@@ -316,12 +316,13 @@ async fn run_server(
         handler.approved(Service::Read).len(),
         handler.approved(Service::Write).len()
     );
-    if let Some(ready) = ready {
-        let _ = ready.send(());
-    }
+    // Handlers first: whoever is told "ready" may signal at once (demo --once).
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
     loop {
         tokio::select! {
             _ = term.recv() => break,

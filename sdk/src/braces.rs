@@ -1,6 +1,7 @@
 //! Brace-aware splitting of Postfix lists such as `{ a, { b c } }`, used by
 //! inline:, unionmap:, pipemap:, randmap:, the proxy_*_maps allowlists and
-//! the inline forms of pattern tables (`cidr:{ {rule}, {rule} }`).
+//! the inline forms of pattern tables (`cidr:{ {rule}, {rule} }`,
+//! [`inline_rules`]).
 
 /// Split `text` at any of `separators` that are not inside `{}`; empty
 /// tokens are dropped.
@@ -58,6 +59,28 @@ pub fn strip_braces(text: &str) -> Result<&str, String> {
         }
     }
     Err(format!("missing '}}' in \"{text}\""))
+}
+
+/// The rules of an inline pattern table `TYPE:{ {rule}, {rule} }` (cidr,
+/// regexp, pcre), numbered from 1 as Postfix numbers them in messages. A
+/// rule that is not wrapped in braces is an error, worded as Postfix words
+/// it.
+pub fn inline_rules<'a>(name: &'a str, map_type: &str) -> Result<Vec<(usize, &'a str)>, String> {
+    let inner = strip_braces(name).map_err(|e| format!("{map_type} map: {e}"))?;
+    split_outside_braces(inner, ", \t\r\n")
+        .into_iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            if !rule.starts_with('{') {
+                return Err(format!(
+                    "{map_type} map: no '{{' at start of text in \"{rule}\""
+                ));
+            }
+            strip_braces(rule)
+                .map(|text| (i + 1, text))
+                .map_err(|e| format!("{map_type} map: {e}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -27,17 +27,20 @@ struct Run {
     lengths: Vec<Length>,
 }
 
-/// The indexed runs of a table, by start.
+/// The indexed runs of a table.
 #[derive(Debug, Default)]
 pub struct RunIndex {
-    runs: HashMap<usize, Run>,
+    runs: Vec<Run>,
+    /// For each rule, 1 + the index of the run starting there, or 0; empty
+    /// when the table has no runs.
+    run_at: Vec<u32>,
 }
 
 impl RunIndex {
     /// Index every long run of plain rules in `rules`.
     pub fn build(rules: &[Rule]) -> RunIndex {
         let plain = |r: &Rule| matches!(r, Rule::Match { negate: false, .. });
-        let mut runs = HashMap::new();
+        let mut index = RunIndex::default();
         let mut i = 0;
         while i < rules.len() {
             if !plain(&rules[i]) {
@@ -49,16 +52,20 @@ impl RunIndex {
                 i += 1;
             }
             if i - start >= MIN_RUN {
-                runs.insert(start, Run::build(rules, start, i));
+                index.run_at.resize(rules.len(), 0);
+                index.runs.push(Run::build(rules, start, i));
+                index.run_at[start] = index.runs.len() as u32;
             }
         }
-        RunIndex { runs }
+        index
     }
 
     /// If an indexed run starts at rule `i`: the first rule in it that
     /// matches `key` (if any) and the index just past the run.
     pub fn at(&self, i: usize, key: Addr) -> Option<(Option<usize>, usize)> {
-        let run = self.runs.get(&i)?;
+        let run = self
+            .runs
+            .get((*self.run_at.get(i)? as usize).checked_sub(1)?)?;
         let found = run
             .lengths
             .iter()

@@ -10,7 +10,6 @@ pub mod index;
 pub mod rules;
 
 use index::RunIndex;
-use proxymapd_sdk::braces::{split_outside_braces, strip_braces};
 use proxymapd_sdk::source::logical_lines;
 use proxymapd_sdk::{flags, log, read_file, Error, MapType, OpenRequest};
 use rules::Rule;
@@ -58,24 +57,13 @@ impl MapType for CidrTable {
     }
 }
 
-/// The rules of an inline table `{ {rule}, {rule} }`, numbered from 1 as
-/// Postfix numbers them in messages; a rule outside braces is an error.
+/// The rules of an inline table `{ {rule}, {rule} }`, numbered from 1.
 fn inline_rules(name: &str) -> Result<Vec<(usize, String)>, Error> {
-    let inner = strip_braces(name).map_err(|e| Error::Config(format!("cidr map: {e}")))?;
-    split_outside_braces(inner, ", \t\r\n")
+    let rules = proxymapd_sdk::braces::inline_rules(name, "cidr").map_err(Error::Config)?;
+    Ok(rules
         .into_iter()
-        .enumerate()
-        .map(|(i, rule)| {
-            if !rule.starts_with('{') {
-                return Err(Error::Config(format!(
-                    "cidr map: no '{{' at start of text in \"{rule}\""
-                )));
-            }
-            strip_braces(rule)
-                .map(|text| (i + 1, text.to_string()))
-                .map_err(|e| Error::Config(format!("cidr map: {e}")))
-        })
-        .collect()
+        .map(|(n, text)| (n, text.to_string()))
+        .collect())
 }
 
 proxymapd_sdk::export_map_type!(CidrTable);

@@ -16,13 +16,14 @@
 
 use proxymapd_pattern::ast::{Assertion, Node};
 use proxymapd_pattern::emit::{emit, Target};
+use proxymapd_pattern::engines::{
+    bytes_groups, bytes_regex, Backtracking, Groups, RegularSet, Scan,
+};
+use proxymapd_pattern::map::Engine;
 use proxymapd_pattern::pcre::{self, Options};
-use proxymapd_pattern::table::{Compiled, Compiler};
-use proxymapd_pattern::{latin1, latin1_offset};
+use proxymapd_pattern::replacement::Wording;
+use proxymapd_pattern::table::{Compiled, Compiler, Dialect};
 use std::cell::OnceCell;
-
-/// Compile limit for one pattern and for the set of all patterns.
-const SIZE_LIMIT: usize = 64 << 20;
 
 /// One compiled rule pattern.
 struct PcrePattern {
@@ -31,32 +32,25 @@ struct PcrePattern {
     regex: Option<regex::bytes::Regex>,
     /// Position in the set, for regular patterns.
     set_index: Option<usize>,
-    /// The backtracking engine over Latin-1 text; built at load for
-    /// patterns that need it, else on first use by a newline-ended key.
-    fancy: OnceCell<Result<fancy_regex::Regex, String>>,
+    /// The backtracking engine; built at load for patterns that need it,
+    /// else on first use by a newline-ended key.
+    fancy: OnceCell<Result<Backtracking, String>>,
     /// Whether a trailing newline in the key changes what `$` means here.
     newline_sensitive: bool,
 }
 
-fn build_fancy(node: &Node) -> Result<fancy_regex::Regex, String> {
-    let text = emit(node, Target::Latin1)?;
-    fancy_regex::RegexBuilder::new(&text)
-        .backtrack_limit(usize::MAX)
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 impl PcrePattern {
-    fn fancy(&self) -> Result<&fancy_regex::Regex, String> {
+    fn fancy(&self) -> Result<&Backtracking, String> {
         self.fancy
-            .get_or_init(|| build_fancy(&self.node))
+            .get_or_init(|| Backtracking::new(&self.node))
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// Whether this key must go to the backtracking engine.
-    fn use_fancy(&self, key: &[u8]) -> bool {
-        self.regex.is_none() || self.newline_sensitive && key.last() == Some(&b'\n')
+    /// The bytes engine, unless this key must go to the backtracking one.
+    fn regular(&self, key: &[u8]) -> Option<&regex::bytes::Regex> {
+        let final_newline = self.newline_sensitive && key.last() == Some(&b'\n');
+        self.regex.as_ref().filter(|_| !final_newline)
     }
 }
 
@@ -64,7 +58,7 @@ impl PcrePattern {
 #[derive(Default)]
 pub struct Patterns {
     patterns: Vec<PcrePattern>,
-    set: Option<regex::bytes::RegexSet>,
+    set: RegularSet,
 }
 
 impl Compiler for Patterns {
@@ -114,13 +108,9 @@ impl Compiler for Patterns {
             emit(&node, Target::Bytes)
         };
         let regex = match automata {
-            Ok(text) => Some(
-                regex::bytes::RegexBuilder::new(&text)
-                    .unicode(false)
-                    .size_limit(SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| format!("error in regex at offset 0: {e}"))?,
-            ),
+            Ok(text) => {
+                Some(bytes_regex(&text).map_err(|e| format!("error in regex at offset 0: {e}"))?)
+            }
             Err(_) => None,
         };
         let compiled = PcrePattern {
@@ -144,31 +134,17 @@ impl Compiler for Patterns {
     }
 }
 
-/// Which regular patterns match one key.
-pub struct Scan(Option<regex::bytes::SetMatches>);
+impl Engine for Patterns {
+    const DIALECT: Dialect = Dialect {
+        map_type: "pcre",
+        missing_delimiter_verb: "ignoring",
+        wording: Wording {
+            zero_index: "out of range",
+        },
+        second_pattern: false,
+    };
 
-/// A key as Latin-1 text, made once per lookup when first needed.
-pub struct KeyText<'a> {
-    key: &'a [u8],
-    text: OnceCell<String>,
-}
-
-impl<'a> KeyText<'a> {
-    /// Wrap `key`.
-    pub fn new(key: &'a [u8]) -> KeyText<'a> {
-        KeyText {
-            key,
-            text: OnceCell::new(),
-        }
-    }
-    fn text(&self) -> &str {
-        self.text.get_or_init(|| latin1(self.key))
-    }
-}
-
-impl Patterns {
-    /// Build the set of regular patterns once loading is done.
-    pub fn finish(&mut self) {
+    fn finish(&mut self) {
         let mut texts = Vec::new();
         for p in &mut self.patterns {
             if let Some(r) = &p.regex {
@@ -176,59 +152,26 @@ impl Patterns {
                 texts.push(r.as_str().to_string());
             }
         }
-        if texts.len() < 2 {
-            for p in &mut self.patterns {
-                p.set_index = None;
-            }
-            return;
-        }
-        self.set = regex::bytes::RegexSetBuilder::new(texts)
-            .unicode(false)
-            .size_limit(SIZE_LIMIT * 4)
-            .dfa_size_limit(SIZE_LIMIT)
-            .build()
-            .ok();
+        self.set = RegularSet::build(texts);
     }
 
-    /// Run the set over `key`.
-    pub fn scan(&self, key: &[u8]) -> Scan {
-        Scan(self.set.as_ref().map(|s| s.matches(key)))
+    fn scan<'k>(&self, key: &'k [u8]) -> Scan<'k> {
+        self.set.scan(key)
     }
 
-    /// Whether pattern `id` matches. An engine error (which a time limit
-    /// makes unlikely) counts as no match, as in Postfix.
-    pub fn is_match(&self, scan: &Scan, id: usize, key: &KeyText) -> Result<bool, String> {
+    fn is_match(&self, scan: &Scan, id: usize) -> Result<bool, String> {
         let p = &self.patterns[id];
-        if p.use_fancy(key.key) {
-            return p.fancy()?.is_match(key.text()).map_err(|e| e.to_string());
-        }
-        match (&scan.0, p.set_index) {
-            (Some(m), Some(i)) => Ok(m.matched(i)),
-            _ => Ok(p.regex.as_ref().is_some_and(|r| r.is_match(key.key))),
+        match p.regular(scan.key) {
+            Some(regex) => Ok(scan.regular_match(p.set_index, regex)),
+            None => p.fancy()?.is_match(scan),
         }
     }
 
-    /// The groups of pattern `id`'s match (index 0 is the whole match), as
-    /// byte ranges of the key.
-    pub fn groups(&self, id: usize, key: &KeyText) -> Result<Vec<Option<(usize, usize)>>, String> {
+    fn groups(&self, scan: &Scan, id: usize) -> Result<Groups, String> {
         let p = &self.patterns[id];
-        if p.use_fancy(key.key) {
-            let text = key.text();
-            let Some(caps) = p.fancy()?.captures(text).map_err(|e| e.to_string())? else {
-                return Ok(Vec::new());
-            };
-            return Ok((0..caps.len())
-                .map(|g| {
-                    caps.get(g)
-                        .map(|m| (latin1_offset(text, m.start()), latin1_offset(text, m.end())))
-                })
-                .collect());
+        match p.regular(scan.key) {
+            Some(regex) => Ok(bytes_groups(regex, scan.key)),
+            None => p.fancy()?.groups(scan),
         }
-        let Some(caps) = p.regex.as_ref().and_then(|r| r.captures(key.key)) else {
-            return Ok(Vec::new());
-        };
-        Ok((0..caps.len())
-            .map(|g| caps.get(g).map(|m| (m.start(), m.end())))
-            .collect())
     }
 }

@@ -17,17 +17,16 @@
 //! glibc's leftmost-longest choice.
 
 use proxymapd_pattern::emit::{emit, Target};
+use proxymapd_pattern::engines::{bytes_regex, Backtracking, Groups, RegularSet, Scan};
+use proxymapd_pattern::map::Engine;
 use proxymapd_pattern::posix::{self, Options};
-use proxymapd_pattern::table::{Compiled, Compiler};
-use proxymapd_pattern::{latin1, latin1_offset};
+use proxymapd_pattern::replacement::Wording;
+use proxymapd_pattern::table::{Compiled, Compiler, Dialect};
 use regex_automata::hybrid::dfa::DFA;
 use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind};
 use std::cell::RefCell;
-
-/// Compile limit for one pattern and for the set of all patterns.
-const SIZE_LIMIT: usize = 64 << 20;
 
 /// One compiled rule pattern.
 enum PosixPattern {
@@ -43,7 +42,7 @@ enum PosixPattern {
         groups: RefCell<Option<Box<GroupFinder>>>,
     },
     /// A pattern with back-references, on a backtracking engine.
-    Backtracking(Box<fancy_regex::Regex>),
+    Backtracking(Box<Backtracking>),
 }
 
 /// Leftmost-longest extent plus glibc's choice of groups within it.
@@ -94,7 +93,7 @@ impl GroupFinder {
     }
 
     /// Group spans of the leftmost-longest match starting at `start`.
-    fn groups(&mut self, key: &[u8], start: usize) -> Option<Vec<Option<(usize, usize)>>> {
+    fn groups(&mut self, key: &[u8], start: usize) -> Option<Groups> {
         let input = Input::new(key).range(start..).anchored(Anchored::Yes);
         let end = self
             .longest
@@ -126,7 +125,7 @@ impl GroupFinder {
 #[derive(Default)]
 pub struct Patterns {
     patterns: Vec<PosixPattern>,
-    set: Option<regex::bytes::RegexSet>,
+    set: RegularSet,
 }
 
 impl Compiler for Patterns {
@@ -152,20 +151,10 @@ impl Compiler for Patterns {
         let parsed = posix::parse(pattern, options)?;
         let too_big = |_| "Regular expression too big".to_string();
         let compiled = if parsed.node.needs_backtracking() {
-            let text = emit(&parsed.node, Target::Latin1)?;
-            PosixPattern::Backtracking(Box::new(
-                fancy_regex::RegexBuilder::new(&text)
-                    .backtrack_limit(usize::MAX)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            ))
+            PosixPattern::Backtracking(Box::new(Backtracking::new(&parsed.node)?))
         } else {
             let text = emit(&parsed.node, Target::Bytes)?;
-            let regex = regex::bytes::RegexBuilder::new(&text)
-                .unicode(false)
-                .size_limit(SIZE_LIMIT)
-                .build()
-                .map_err(too_big)?;
+            let regex = bytes_regex(&text).map_err(too_big)?;
             PosixPattern::Automata {
                 text,
                 regex,
@@ -182,14 +171,17 @@ impl Compiler for Patterns {
     }
 }
 
-/// Which regular patterns match one key.
-pub struct Scan(Option<regex::bytes::SetMatches>);
+impl Engine for Patterns {
+    const DIALECT: Dialect = Dialect {
+        map_type: "regexp",
+        missing_delimiter_verb: "skipping",
+        wording: Wording {
+            zero_index: "out-of-range",
+        },
+        second_pattern: true,
+    };
 
-impl Patterns {
-    /// Build the set of all regular patterns once loading is done.
-    /// Without it (one pattern, or a table too large for one automaton)
-    /// each pattern runs on its own.
-    pub fn finish(&mut self) {
+    fn finish(&mut self) {
         let mut texts = Vec::new();
         for p in &mut self.patterns {
             if let PosixPattern::Automata {
@@ -200,38 +192,23 @@ impl Patterns {
                 texts.push(text.clone());
             }
         }
-        if texts.len() < 2 {
-            return;
-        }
-        self.set = regex::bytes::RegexSetBuilder::new(texts)
-            .unicode(false)
-            .size_limit(SIZE_LIMIT * 4)
-            .dfa_size_limit(SIZE_LIMIT)
-            .build()
-            .ok();
+        self.set = RegularSet::build(texts);
     }
 
-    /// Run the set over `key`.
-    pub fn scan(&self, key: &[u8]) -> Scan {
-        Scan(self.set.as_ref().map(|s| s.matches(key)))
+    fn scan<'k>(&self, key: &'k [u8]) -> Scan<'k> {
+        self.set.scan(key)
     }
 
-    /// Whether pattern `id` matches `key`.
-    pub fn is_match(&self, scan: &Scan, id: usize, key: &[u8]) -> Result<bool, String> {
+    fn is_match(&self, scan: &Scan, id: usize) -> Result<bool, String> {
         match &self.patterns[id] {
             PosixPattern::Automata {
                 regex, set_index, ..
-            } => Ok(match (&scan.0, set_index) {
-                (Some(m), Some(i)) => m.matched(*i),
-                _ => regex.is_match(key),
-            }),
-            PosixPattern::Backtracking(re) => re.is_match(&latin1(key)).map_err(|e| e.to_string()),
+            } => Ok(scan.regular_match(*set_index, regex)),
+            PosixPattern::Backtracking(re) => re.is_match(scan),
         }
     }
 
-    /// The groups of pattern `id`'s match in `key` (index 0 is the whole
-    /// match), as byte ranges.
-    pub fn groups(&self, id: usize, key: &[u8]) -> Result<Vec<Option<(usize, usize)>>, String> {
+    fn groups(&self, scan: &Scan, id: usize) -> Result<Groups, String> {
         let (regex, text, groups) = match &self.patterns[id] {
             PosixPattern::Automata {
                 regex,
@@ -239,23 +216,9 @@ impl Patterns {
                 groups,
                 ..
             } => (regex, text, groups),
-            PosixPattern::Backtracking(re) => {
-                let text = latin1(key);
-                let Some(caps) = re.captures(&text).map_err(|e| e.to_string())? else {
-                    return Ok(Vec::new());
-                };
-                return Ok((0..caps.len())
-                    .map(|g| {
-                        caps.get(g).map(|m| {
-                            (
-                                latin1_offset(&text, m.start()),
-                                latin1_offset(&text, m.end()),
-                            )
-                        })
-                    })
-                    .collect());
-            }
+            PosixPattern::Backtracking(re) => return re.groups(scan),
         };
+        let key = scan.key;
         let Some(found) = regex.find(key) else {
             return Ok(Vec::new());
         };

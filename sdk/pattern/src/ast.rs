@@ -98,6 +98,44 @@ pub fn word_bytes() -> ByteSet {
     s
 }
 
+/// The bytes of a POSIX class `[:name:]` in the C locale (PCRE2 also knows
+/// `word` and `ascii`).
+pub fn posix_class(name: &[u8]) -> Option<ByteSet> {
+    let mut s = ByteSet::new();
+    let pred: fn(u8) -> bool = match name {
+        b"alpha" => |b| b.is_ascii_alphabetic(),
+        b"upper" => |b| b.is_ascii_uppercase(),
+        b"lower" => |b| b.is_ascii_lowercase(),
+        b"digit" => |b| b.is_ascii_digit(),
+        b"xdigit" => |b| b.is_ascii_hexdigit(),
+        b"alnum" => |b| b.is_ascii_alphanumeric(),
+        b"punct" => |b| b.is_ascii_punctuation(),
+        b"space" => |b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'),
+        b"blank" => |b| b == b' ' || b == b'\t',
+        b"cntrl" => |b| b < 0x20 || b == 0x7f,
+        b"graph" => |b| b.is_ascii_graphic(),
+        b"print" => |b| b.is_ascii_graphic() || b == b' ',
+        b"word" => |b| b.is_ascii_alphanumeric() || b == b'_',
+        b"ascii" => |b| b < 0x80,
+        _ => return None,
+    };
+    for b in 0..=255u8 {
+        if pred(b) {
+            s.insert(b);
+        }
+    }
+    Some(s)
+}
+
+/// C-locale white space (`[:space:]`, `\s`).
+pub fn space_bytes() -> ByteSet {
+    let mut s = ByteSet::new();
+    for b in [b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c] {
+        s.insert(b);
+    }
+    s
+}
+
 /// A zero-width test at a position.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Assertion {

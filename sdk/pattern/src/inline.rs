@@ -2,29 +2,16 @@
 //! or, for the inline form `TYPE:{ {rule}, {rule} }`, the table name itself
 //! (rules numbered from 1 in messages).
 
-use proxymapd_sdk::braces::{split_outside_braces, strip_braces};
-
 /// Rules as (line number, text).
 pub type RuleLines = Vec<(usize, Vec<u8>)>;
 
-/// The rules of inline table `name` as (number, text). A rule that is not
-/// wrapped in braces is an error, worded as Postfix words it.
+/// The rules of inline table `name` as (number, text); see
+/// [`proxymapd_sdk::braces::inline_rules`].
 pub fn inline_rules(name: &str, map_type: &str) -> Result<RuleLines, String> {
-    let inner = strip_braces(name).map_err(|e| format!("{map_type} map: {e}"))?;
-    split_outside_braces(inner, ", \t\r\n")
+    Ok(proxymapd_sdk::braces::inline_rules(name, map_type)?
         .into_iter()
-        .enumerate()
-        .map(|(i, rule)| {
-            if !rule.starts_with('{') {
-                return Err(format!(
-                    "{map_type} map: no '{{' at start of text in \"{rule}\""
-                ));
-            }
-            strip_braces(rule)
-                .map(|text| (i + 1, text.as_bytes().to_vec()))
-                .map_err(|e| format!("{map_type} map: {e}"))
-        })
-        .collect()
+        .map(|(n, text)| (n, text.as_bytes().to_vec()))
+        .collect())
 }
 
 /// The rules of the table a plugin was asked to open, and the name to use

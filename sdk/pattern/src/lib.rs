@@ -11,11 +11,15 @@
 //!   [`ast`], with case-insensitivity and newline options already applied.
 //! - [`emit`] writes a tree as a pattern for the `regex` crate (bytes API)
 //!   or for `fancy-regex` (keys as Latin-1 text), so both match bytes the
-//!   way Postfix's C libraries do.
+//!   way Postfix's C libraries do; [`engines`] runs them.
+//! - [`map`] ties a table to a dialect's [`map::Engine`]: the lookup, and
+//!   with the `guest` feature the plugin map type itself.
 
 pub mod ast;
 pub mod emit;
+pub mod engines;
 pub mod inline;
+pub mod map;
 pub mod pcre;
 pub mod posix;
 pub mod replacement;

@@ -12,7 +12,7 @@
 //! which skips the rule. Errors read "error in regex at offset N: …" as
 //! Postfix's do.
 
-use crate::ast::{word_bytes, Assertion, ByteSet, Greed, Node, Pattern};
+use crate::ast::{posix_class, space_bytes, word_bytes, Assertion, ByteSet, Greed, Node, Pattern};
 use std::collections::HashMap;
 
 /// Compile options from the rule's flags.
@@ -64,33 +64,6 @@ struct Parser<'a> {
     names: HashMap<Vec<u8>, u32>,
 }
 
-fn posix_class(name: &[u8]) -> Option<ByteSet> {
-    let mut s = ByteSet::new();
-    let pred: fn(u8) -> bool = match name {
-        b"alpha" => |b| b.is_ascii_alphabetic(),
-        b"upper" => |b| b.is_ascii_uppercase(),
-        b"lower" => |b| b.is_ascii_lowercase(),
-        b"digit" => |b| b.is_ascii_digit(),
-        b"xdigit" => |b| b.is_ascii_hexdigit(),
-        b"alnum" => |b| b.is_ascii_alphanumeric(),
-        b"punct" => |b| b.is_ascii_punctuation(),
-        b"space" => |b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'),
-        b"blank" => |b| b == b' ' || b == b'\t',
-        b"cntrl" => |b| b < 0x20 || b == 0x7f,
-        b"graph" => |b| b.is_ascii_graphic(),
-        b"print" => |b| b.is_ascii_graphic() || b == b' ',
-        b"word" => |b| b.is_ascii_alphanumeric() || b == b'_',
-        b"ascii" => |b| b < 0x80,
-        _ => return None,
-    };
-    for b in 0..=255u8 {
-        if pred(b) {
-            s.insert(b);
-        }
-    }
-    Some(s)
-}
-
 fn set_of(bytes: &[u8]) -> ByteSet {
     let mut s = ByteSet::new();
     for &b in bytes {
@@ -106,7 +79,7 @@ fn escape_class(c: u8) -> Option<ByteSet> {
         s.insert_range(b'0', b'9');
         s
     };
-    let space = set_of(b" \t\n\r\x0b\x0c");
+    let space = space_bytes();
     let hspace = set_of(b" \t\xa0");
     let vspace = set_of(b"\n\x0b\x0c\r\x85");
     Some(match c {

@@ -13,7 +13,7 @@
 //! bracket expression is an ordinary character. Back-references (`\1`)
 //! parse into [`Node::Backref`]; they need a backtracking engine.
 
-use crate::ast::{word_bytes, Assertion, ByteSet, Greed, Node, Pattern};
+use crate::ast::{posix_class, space_bytes, word_bytes, Assertion, ByteSet, Greed, Node, Pattern};
 
 /// regcomp options.
 #[derive(Clone, Copy, Debug)]
@@ -58,33 +58,24 @@ struct Parser<'a> {
     depth: u32,
 }
 
-fn class_bytes(name: &[u8]) -> Option<ByteSet> {
-    let mut s = ByteSet::new();
-    let pred: fn(u8) -> bool = match name {
-        b"alpha" => |b| b.is_ascii_alphabetic(),
-        b"upper" => |b| b.is_ascii_uppercase(),
-        b"lower" => |b| b.is_ascii_lowercase(),
-        b"digit" => |b| b.is_ascii_digit(),
-        b"xdigit" => |b| b.is_ascii_hexdigit(),
-        b"alnum" => |b| b.is_ascii_alphanumeric(),
-        b"punct" => |b| b.is_ascii_punctuation(),
-        b"space" => |b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'),
-        b"blank" => |b| b == b' ' || b == b'\t',
-        b"cntrl" => |b| b < 0x20 || b == 0x7f,
-        b"graph" => |b| b.is_ascii_graphic(),
-        b"print" => |b| b.is_ascii_graphic() || b == b' ',
-        _ => return None,
-    };
-    for b in 0..=255u8 {
-        if pred(b) {
-            s.insert(b);
-        }
+/// glibc's message for a bracket expression that does not end.
+const UNMATCHED_BRACKET: &str = "Unmatched [, [^, [:, [., or [=";
+
+/// The byte of a collating element `[.c.]`/`[=c=]` (only single bytes exist
+/// in the C locale).
+fn collating(body: &[u8]) -> Result<u8, String> {
+    match body {
+        [b] => Ok(*b),
+        _ => Err("Invalid collation character".into()),
     }
-    Some(s)
 }
 
-fn space_bytes() -> ByteSet {
-    class_bytes(b"space").unwrap_or_default()
+/// A bracket class name glibc knows in the C locale.
+fn class_bytes(name: &[u8]) -> Option<ByteSet> {
+    match name {
+        b"word" | b"ascii" => None,
+        _ => posix_class(name),
+    }
 }
 
 impl Parser<'_> {
@@ -359,8 +350,32 @@ impl Parser<'_> {
         }
     }
 
+    /// A `[:name:]`, `[.c.]` or `[=c=]` at the parser: its kind (`:`, `.`
+    /// or `=`) and body, with the parser moved past it.
+    fn bracket_term(&mut self) -> Result<Option<(u8, &[u8])>, String> {
+        let Some(&kind) = self
+            .s
+            .get(self.i + 1)
+            .filter(|k| matches!(k, b':' | b'.' | b'='))
+        else {
+            return Ok(None);
+        };
+        if self.peek() != Some(b'[') {
+            return Ok(None);
+        }
+        let start = self.i + 2;
+        let Some(len) = self.s[start..]
+            .windows(2)
+            .position(|w| w[0] == kind && w[1] == b']')
+        else {
+            return Err(UNMATCHED_BRACKET.into());
+        };
+        self.i = start + len + 2;
+        Ok(Some((kind, &self.s[start..start + len])))
+    }
+
     fn bracket(&mut self) -> Result<Node, String> {
-        let unmatched = || "Unmatched [, [^, [:, [., or [=".to_string();
+        let unmatched = || UNMATCHED_BRACKET.to_string();
         let mut set = ByteSet::new();
         let negated = self.peek() == Some(b'^');
         if negated {
@@ -378,18 +393,8 @@ impl Parser<'_> {
             first = false;
             // One element: a class, an equivalence/collating element or a
             // byte, possibly the start of a range.
-            let lo = if c == b'[' && matches!(self.s.get(self.i + 1), Some(b':' | b'.' | b'=')) {
-                let kind = self.s[self.i + 1];
-                let body_start = self.i + 2;
-                let Some(len) = self.s[body_start..]
-                    .windows(2)
-                    .position(|w| w[0] == kind && w[1] == b']')
-                else {
-                    return Err(unmatched());
-                };
-                let body = &self.s[body_start..body_start + len];
-                self.i = body_start + len + 2;
-                if kind == b':' {
+            let lo = match self.bracket_term()? {
+                Some((b':', body)) => {
                     let class = class_bytes(body).ok_or("Invalid character class name")?;
                     if self.peek() == Some(b'-') && self.s.get(self.i + 1) != Some(&b']') {
                         return Err("Invalid range end".into());
@@ -397,36 +402,23 @@ impl Parser<'_> {
                     set.union(&class);
                     continue;
                 }
-                if body.len() != 1 {
-                    return Err("Invalid collation character".into());
+                Some((_, body)) => collating(body)?,
+                None => {
+                    self.i += 1;
+                    c
                 }
-                body[0]
-            } else {
-                self.i += 1;
-                c
             };
             if self.peek() == Some(b'-') && self.s.get(self.i + 1).is_some_and(|&b| b != b']') {
                 self.i += 1;
-                let hi_c = self.s[self.i];
-                let hi = if hi_c == b'[' && matches!(self.s.get(self.i + 1), Some(b'.' | b'=')) {
-                    let kind = self.s[self.i + 1];
-                    let body_start = self.i + 2;
-                    let Some(len) = self.s[body_start..]
-                        .windows(2)
-                        .position(|w| w[0] == kind && w[1] == b']')
-                    else {
-                        return Err(unmatched());
-                    };
-                    if len != 1 {
-                        return Err("Invalid collation character".into());
-                    }
-                    self.i = body_start + len + 2;
-                    self.s[body_start]
-                } else if hi_c == b'[' && self.s.get(self.i + 1) == Some(&b':') {
+                if self.at(b"[:") {
                     return Err("Invalid range end".into());
-                } else {
-                    self.i += 1;
-                    hi_c
+                }
+                let hi = match self.bracket_term()? {
+                    Some((_, body)) => collating(body)?,
+                    None => {
+                        self.i += 1;
+                        self.s[self.i - 1]
+                    }
                 };
                 if hi < lo {
                     return Err("Invalid range end".into());

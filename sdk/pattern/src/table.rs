@@ -136,8 +136,7 @@ impl Table {
             loader.line = *lineno;
             loader.statement(text);
         }
-        for (index, line) in std::mem::take(&mut loader.open_ifs) {
-            let _ = index;
+        for (_, line) in std::mem::take(&mut loader.open_ifs) {
             loader.line = line;
             loader.warn("IF has no matching ENDIF".into());
         }
@@ -147,6 +146,20 @@ impl Table {
             },
             loader.warnings,
         )
+    }
+
+    /// The line of the rule that uses pattern `id`.
+    pub fn line_of(&self, id: usize) -> Option<usize> {
+        self.rules.iter().find_map(|r| match r {
+            Rule::Match {
+                line,
+                pattern,
+                unless,
+                ..
+            } if *pattern == id || *unless == Some(id) => Some(*line),
+            Rule::If { line, pattern, .. } if *pattern == id => Some(*line),
+            _ => None,
+        })
     }
 
     /// Walk the rules for one key: `matches(id)` says whether pattern `id`

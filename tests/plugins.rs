@@ -6,38 +6,16 @@
 
 mod common;
 
-use common::{frame, read_frame, Server};
+use common::{frame, install_plugin as install, read_frame, Server};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const FLAGS: &[u8] = b"16448";
-
-fn built(dir: &str, name: &str) -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_proxymapd"));
-    let path = exe.parent().unwrap().join(dir).join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: tests/run.sh builds the plugins before the tests",
-        path.display()
-    );
-    path
-}
-
-fn install(plugin_dir: &Path, dir: &str, name: &str, as_name: &str) {
-    std::fs::create_dir_all(plugin_dir).unwrap();
-    std::fs::copy(
-        built(dir, &format!("{name}.wasm")),
-        plugin_dir.join(format!("{as_name}.wasm")),
-    )
-    .unwrap();
-    let manifest = built(dir, &format!("{name}.toml"));
-    std::fs::copy(manifest, plugin_dir.join(format!("{as_name}.toml"))).unwrap();
-}
 
 fn connect(path: &Path) -> UnixStream {
     let mut s = UnixStream::connect(path).unwrap();

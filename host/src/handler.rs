@@ -1,7 +1,8 @@
 //! Request handling: from a parsed request to a reply, the way Postfix's
 //! proxymap answers it. Applies the service's allowlist, forces the update
 //! and delete flags, runs the table operation (off the event loop when the
-//! table may block) and maps outcomes onto status codes. Knows nothing of
+//! table may block, in one of the table's bounded turns) and maps outcomes
+//! onto status codes. Knows nothing of
 //! sockets; the server calls [`Handler::handle`] once per frame.
 
 use crate::allowlist::{strip_proxy, Allowlist};
@@ -178,20 +179,30 @@ impl Handler {
         let opened = match self.registry.ready(&table_name, instance_flags, writable) {
             Some(table) => Ok(Ok(table)),
             None => {
-                // Opening may read files or take locks: never on the event loop.
+                // Opening may read files or take locks: never on the event
+                // loop, and only in one of the table's turns.
+                let table =
+                    self.registry
+                        .instance(&table_name, instance_flags, instance_flags, writable);
+                let Ok(turn) = table.gate().enter().await else {
+                    return busy(reply, &table_name);
+                };
                 let this = self.clone();
-                let name = table_name.clone();
                 tokio::task::spawn_blocking(move || {
-                    this.registry
-                        .acquire(&name, instance_flags, instance_flags, writable)
+                    let _turn = turn;
+                    this.registry.current(&table)
                 })
                 .await
             }
         };
         let table = match opened {
             Ok(Ok(table)) => table,
-            Ok(Err(_)) => {
-                reply.status = Status::Config;
+            Ok(Err(err)) => {
+                reply.status = if err.temporary {
+                    Status::Retry
+                } else {
+                    Status::Config
+                };
                 return reply;
             }
             Err(join) => {
@@ -218,8 +229,15 @@ impl Handler {
         let outcome = if let Some(outcome) = fast {
             outcome
         } else {
+            let Ok(turn) = table.gate.enter().await else {
+                return busy(reply, &table_name);
+            };
             let t = table.clone();
-            match tokio::task::spawn_blocking(move || run(&t, &req, request_flags)).await {
+            let work = move || {
+                let _turn = turn;
+                run(&t, &req, request_flags)
+            };
+            match tokio::task::spawn_blocking(work).await {
                 Ok(outcome) => outcome,
                 Err(join) => {
                     tracing::error!("table {table_name}: {} failed: {join}", kind.name());
@@ -240,6 +258,16 @@ impl Handler {
         reply.flags = table.reply_flags(request_bits);
         reply
     }
+}
+
+/// The reply to a request that got no turn on its table within the wait:
+/// RETRY, so the client defers instead of waiting longer.
+fn busy(mut reply: Reply, table_name: &str) -> Reply {
+    tracing::warn!(
+        "table {table_name}: too busy (every turn taken for the whole wait), answering RETRY"
+    );
+    reply.status = Status::Retry;
+    reply
 }
 
 /// Map a lookup result to a status and value.

@@ -4,14 +4,87 @@
 //! before the next request that uses it; a table that fails to open answers
 //! CONFIG, logs its error once, and is retried on later requests until it
 //! opens.
+//!
+//! Resources are bounded per table name: at most [`MAX_INSTANCES`] instances
+//! (different instance flags or services) are kept, the least recently used
+//! one is evicted to make room, and all instances of a name share one
+//! [`TableGate`] that bounds how many of its operations (opens included) run
+//! off the event loop at once, so a slow or hanging table cannot take the
+//! blocking threads other tables need.
 
 use crate::dict::{Dict, MapTypes, OpenError};
 use crate::flags;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Most instances kept per table name; a new instance beyond this evicts
+/// the least recently used one (requests in flight keep theirs alive).
+pub const MAX_INSTANCES: usize = 8;
+
+/// Bounds the blocking work of one table name: how many operations may run
+/// off the event loop at once, and how long a request waits for a turn.
+pub struct TableGate {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// Why a request got no turn on its table: all turns stayed taken for the
+/// whole wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+impl TableGate {
+    /// A gate letting `concurrency` operations run at once, each request
+    /// waiting at most `wait` for its turn.
+    pub fn new(concurrency: usize, wait: Duration) -> TableGate {
+        TableGate {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            wait,
+        }
+    }
+
+    /// Wait (asynchronously, holding no thread) for a turn; the turn is
+    /// given back when the permit is dropped, normally when the blocking
+    /// work ends.
+    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Busy),
+        }
+    }
+
+    /// Turns free now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
+/// Limits the registry applies to each table name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableLimits {
+    /// Operations of one table name running off the event loop at once.
+    pub concurrency: usize,
+    /// Longest wait for a turn before the request answers RETRY.
+    pub wait: Duration,
+}
+
+impl Default for TableLimits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        TableLimits {
+            concurrency: (2 * cores).max(4),
+            wait: Duration::from_secs(5),
+        }
+    }
+}
 
 /// The state of one shared table.
 enum TableState {
+    /// Created, not yet opened.
+    Unopened,
     Open(Arc<dyn Dict>),
     Failed(OpenError),
 }
@@ -23,6 +96,30 @@ pub struct Table {
     open_flags: u32,
     writable: bool,
     state: RwLock<TableState>,
+    /// The registry's use clock when this instance was last used.
+    last_used: AtomicU64,
+    gate: Arc<TableGate>,
+}
+
+impl Table {
+    /// The gate shared by every instance of this table name.
+    pub fn gate(&self) -> &Arc<TableGate> {
+        &self.gate
+    }
+
+    fn open_table(&self, dict: &Arc<dyn Dict>) -> OpenTable {
+        OpenTable {
+            dict: dict.clone(),
+            open_flags: self.open_flags,
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+/// Everything the registry keeps for one table name.
+struct NameEntry {
+    gate: Arc<TableGate>,
+    instances: Vec<Arc<Table>>,
 }
 
 /// An open table as seen by one request.
@@ -32,6 +129,8 @@ pub struct OpenTable {
     pub dict: Arc<dyn Dict>,
     /// Flags the table was opened with (instance and first requester's bits).
     pub open_flags: u32,
+    /// The gate of the table's name.
+    pub gate: Arc<TableGate>,
 }
 
 impl OpenTable {
@@ -47,17 +146,27 @@ impl OpenTable {
 pub struct Registry {
     types: Arc<MapTypes>,
     utf8: bool,
+    limits: TableLimits,
+    /// Ticks once per new instance; instances remember it when used.
+    clock: AtomicU64,
     /// Instances by table name; a name rarely has more than one.
-    tables: RwLock<HashMap<String, Vec<Arc<Table>>>>,
+    tables: RwLock<HashMap<String, NameEntry>>,
 }
 
 impl Registry {
     /// A registry opening tables with `types`; `utf8` turns on full Unicode
     /// key folding (Postfix's `smtputf8_enable`).
     pub fn new(types: MapTypes, utf8: bool) -> Registry {
+        Registry::with_limits(types, utf8, TableLimits::default())
+    }
+
+    /// A registry with explicit per-table limits.
+    pub fn with_limits(types: MapTypes, utf8: bool, limits: TableLimits) -> Registry {
         Registry {
             types: Arc::new(types),
             utf8,
+            limits,
+            clock: AtomicU64::new(0),
             tables: RwLock::new(HashMap::new()),
         }
     }
@@ -65,6 +174,11 @@ impl Registry {
     /// The map types this registry opens tables with.
     pub fn types(&self) -> &MapTypes {
         &self.types
+    }
+
+    /// The limits applied to each table name.
+    pub fn limits(&self) -> TableLimits {
+        self.limits
     }
 
     /// The shared instance of `name` for these instance flags, opening it
@@ -76,90 +190,117 @@ impl Registry {
         open_flags: u32,
         writable: bool,
     ) -> Result<OpenTable, OpenError> {
-        let instance_flags = instance_flags & flags::INST_MASK;
-        let table = {
-            let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
-            match find(&tables, name, instance_flags, writable) {
-                Some(t) => t,
-                None => {
-                    let table = Arc::new(Table {
-                        name: name.to_string(),
-                        instance_flags,
-                        open_flags,
-                        writable,
-                        state: RwLock::new(TableState::Failed(OpenError::new(
-                            name,
-                            "not yet opened",
-                        ))),
-                    });
-                    tables
-                        .entry(name.to_string())
-                        .or_default()
-                        .push(table.clone());
-                    // Open outside the map lock; the table's own lock orders
-                    // concurrent first users.
-                    let mut state = table.state.write().unwrap_or_else(|e| e.into_inner());
-                    drop(tables);
-                    *state = self.open_state(&table, None);
-                    drop(state);
-                    return self.current(&table);
-                }
-            }
-        };
+        let table = self.instance(name, instance_flags, open_flags, writable);
         self.current(&table)
+    }
+
+    /// The instance of `name` for these instance flags, created (not yet
+    /// opened) when new; never blocks on a table. Creating one beyond
+    /// [`MAX_INSTANCES`] evicts the least recently used instance of the name.
+    pub fn instance(
+        &self,
+        name: &str,
+        instance_flags: u32,
+        open_flags: u32,
+        writable: bool,
+    ) -> Arc<Table> {
+        let instance_flags = instance_flags & flags::INST_MASK;
+        if let Some(table) = self.find(name, instance_flags, writable) {
+            return table;
+        }
+        let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        let entry = tables.entry(name.to_string()).or_insert_with(|| NameEntry {
+            gate: Arc::new(TableGate::new(self.limits.concurrency, self.limits.wait)),
+            instances: Vec::new(),
+        });
+        if let Some(t) = entry
+            .instances
+            .iter()
+            .find(|t| t.instance_flags == instance_flags && t.writable == writable)
+        {
+            return t.clone();
+        }
+        if entry.instances.len() >= MAX_INSTANCES {
+            let oldest = entry
+                .instances
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, t)| t.last_used.load(Ordering::Relaxed))
+                .map_or(0, |(i, _)| i);
+            let evicted = entry.instances.swap_remove(oldest);
+            tracing::info!(
+                "table {name}: more than {MAX_INSTANCES} instances, closing the least recently used (instance flags {:#x})",
+                evicted.instance_flags
+            );
+        }
+        let table = Arc::new(Table {
+            name: name.to_string(),
+            instance_flags,
+            open_flags,
+            writable,
+            state: RwLock::new(TableState::Unopened),
+            last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed) + 1),
+            gate: entry.gate.clone(),
+        });
+        entry.instances.push(table.clone());
+        table
+    }
+
+    /// The instance of `name` with these instance flags on this service,
+    /// marked as used now.
+    fn find(&self, name: &str, instance_flags: u32, writable: bool) -> Option<Arc<Table>> {
+        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        let table = tables
+            .get(name)?
+            .instances
+            .iter()
+            .find(|t| t.instance_flags == instance_flags && t.writable == writable)?
+            .clone();
+        let now = self.clock.load(Ordering::Relaxed);
+        if table.last_used.load(Ordering::Relaxed) != now {
+            table.last_used.store(now, Ordering::Relaxed);
+        }
+        Some(table)
     }
 
     /// The shared instance of `name` when it is already open and unchanged;
     /// never opens anything, so it is cheap enough for the event loop.
     pub fn ready(&self, name: &str, instance_flags: u32, writable: bool) -> Option<OpenTable> {
-        let table = {
-            let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
-            find(&tables, name, instance_flags & flags::INST_MASK, writable)?
-        };
+        let table = self.find(name, instance_flags & flags::INST_MASK, writable)?;
         let state = table.state.read().unwrap_or_else(|e| e.into_inner());
         match &*state {
-            TableState::Open(dict) if !dict.changed() => Some(OpenTable {
-                dict: dict.clone(),
-                open_flags: table.open_flags,
-            }),
+            TableState::Open(dict) if !dict.changed() => Some(table.open_table(dict)),
             _ => None,
         }
     }
 
-    fn current(&self, table: &Table) -> Result<OpenTable, OpenError> {
+    /// The table open and current: opened, or reopened when its files
+    /// changed or its last open failed. May block.
+    pub fn current(&self, table: &Table) -> Result<OpenTable, OpenError> {
         {
             let state = table.state.read().unwrap_or_else(|e| e.into_inner());
             if let TableState::Open(dict) = &*state {
                 if !dict.changed() {
-                    return Ok(OpenTable {
-                        dict: dict.clone(),
-                        open_flags: table.open_flags,
-                    });
+                    return Ok(table.open_table(dict));
                 }
             }
         }
         let mut state = table.state.write().unwrap_or_else(|e| e.into_inner());
         // Another request may have reopened it while we waited.
-        let needs_open = match &*state {
-            TableState::Open(dict) => dict.changed(),
-            TableState::Failed(_) => true,
+        let previous = match &*state {
+            TableState::Open(dict) if !dict.changed() => return Ok(table.open_table(dict)),
+            TableState::Open(_) => {
+                tracing::info!("table {} changed, reopening", table.name);
+                None
+            }
+            TableState::Failed(e) => Some(e.clone()),
+            TableState::Unopened => None,
         };
-        if needs_open {
-            let previous = match &*state {
-                TableState::Failed(e) => Some(e.clone()),
-                TableState::Open(_) => {
-                    tracing::info!("table {} changed, reopening", table.name);
-                    None
-                }
-            };
-            *state = self.open_state(table, previous.as_ref());
-        }
+        *state = self.open_state(table, previous.as_ref());
         match &*state {
-            TableState::Open(dict) => Ok(OpenTable {
-                dict: dict.clone(),
-                open_flags: table.open_flags,
-            }),
+            TableState::Open(dict) => Ok(table.open_table(dict)),
             TableState::Failed(e) => Err(e.clone()),
+            TableState::Unopened => unreachable!("open_state never leaves a table unopened"),
         }
     }
 
@@ -189,7 +330,7 @@ impl Registry {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .map(Vec::len)
+            .map(|e| e.instances.len())
             .sum()
     }
 
@@ -197,18 +338,4 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// The instance of `name` with these instance flags on this service.
-fn find(
-    tables: &HashMap<String, Vec<Arc<Table>>>,
-    name: &str,
-    instance_flags: u32,
-    writable: bool,
-) -> Option<Arc<Table>> {
-    tables
-        .get(name)?
-        .iter()
-        .find(|t| t.instance_flags == instance_flags && t.writable == writable)
-        .cloned()
 }

@@ -183,3 +183,27 @@ pub fn lookup_reply(s: &mut UnixStream, table: &str, flags: u32, key: &str) -> (
         text.split('\0').nth(3).unwrap_or("").to_string(),
     )
 }
+
+/// A plugin built by tests/run.sh beside the proxymapd binary, in `dir`.
+pub fn built_plugin(dir: &str, name: &str) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_proxymapd"));
+    let path = exe.parent().unwrap().join(dir).join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: tests/run.sh builds the plugins before the tests",
+        path.display()
+    );
+    path
+}
+
+/// Copy a built plugin and its manifest into `plugin_dir` as `as_name`.
+pub fn install_plugin(plugin_dir: &Path, dir: &str, name: &str, as_name: &str) {
+    std::fs::create_dir_all(plugin_dir).unwrap();
+    std::fs::copy(
+        built_plugin(dir, &format!("{name}.wasm")),
+        plugin_dir.join(format!("{as_name}.wasm")),
+    )
+    .unwrap();
+    let manifest = built_plugin(dir, &format!("{name}.toml"));
+    std::fs::copy(manifest, plugin_dir.join(format!("{as_name}.toml"))).unwrap();
+}

@@ -215,7 +215,8 @@ fn open_kind(req: &OpenRequest<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenErr
         };
         OpenError::in_file(req.table, &path, None, msg)
     };
-    let file = File::open(&path).map_err(|e| fail(format!("open database: {e}")))?;
+    let file =
+        File::open(&path).map_err(|e| OpenError::io(req.table, &path, "open database", &e))?;
     let lock = TableLock::with_style(file.as_raw_fd(), LockStyle::Flock);
     let map = {
         let _guard = lock.shared(true).map_err(|e| fail(format!("lock: {e}")))?;

@@ -3,14 +3,16 @@
 //! file, fcntl(2) whole-file locks around every operation when the request
 //! carries LOCK (shared to read, exclusive to write), keys and values with a
 //! trailing NUL (learned per table: TRY1NULL/TRY0NULL), FOLD_FIX folding.
+//! Every instance of one file shares its environment and lock
+//! ([`LmdbFile`]), so there is one writer per file in the process.
 
-use super::file_lock::TableLock;
 use super::lmdb_env::{Env, LmdbError};
+use super::lmdb_file::LmdbFile;
 use super::{fold::fold_fixed, Dict, DictError, Entry, FileStamp, OpenError, OpenRequest, SeqStep};
 use crate::flags;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 /// Postfix's default `lmdb_map_size`.
 pub const DEFAULT_MAP_SIZE: usize = 16 * 1024 * 1024;
@@ -18,10 +20,9 @@ pub const DEFAULT_MAP_SIZE: usize = 16 * 1024 * 1024;
 /// An open lmdb: table.
 pub struct LmdbDict {
     path: PathBuf,
-    /// Readers share the environment; writers have it to themselves.
-    env: RwLock<Env>,
-    /// Postfix's file lock on the .lmdb file.
-    lock: TableLock,
+    /// The file's environment and lock, shared with every other instance of
+    /// the file: readers share it, writers have it to themselves.
+    file: Arc<LmdbFile>,
     /// Learned TRY0NULL/TRY1NULL bits.
     nul_flags: AtomicU32,
     /// Last key returned by sequence.
@@ -47,20 +48,20 @@ impl LmdbDict {
         op: impl Fn(&Env) -> Result<T, LmdbError>,
     ) -> Result<T, DictError> {
         let run = |op: &dyn Fn(&Env) -> Result<T, LmdbError>| {
-            let env = self.env.read().unwrap_or_else(|e| e.into_inner());
+            let state = self.file.read();
             let _lock = if req_flags & flags::LOCK != 0 {
-                self.lock.shared(true).map_err(|e| self.retry("lock", e))?
+                state.lock.shared(true).map_err(|e| self.retry("lock", e))?
             } else {
                 None
             };
-            Ok(op(&env))
+            Ok(op(&state.env))
         };
         match run(&op)? {
             Err(e) if e.is_map_resized() => {
                 // Another process grew the file: adopt its size, then retry.
-                self.env
+                self.file
                     .write()
-                    .unwrap_or_else(|e| e.into_inner())
+                    .env
                     .adopt_map_size()
                     .map_err(|e| self.retry("resize", e))?;
                 run(&op)?.map_err(|e| self.retry("read", e))
@@ -76,13 +77,14 @@ impl LmdbDict {
         req_flags: u32,
         op: impl FnOnce(&mut Env) -> Result<T, LmdbError>,
     ) -> Result<T, DictError> {
-        let mut env = self.env.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.file.write();
+        let state = &mut *state;
         let _lock = if req_flags & flags::LOCK != 0 {
-            Some(self.lock.exclusive().map_err(|e| self.retry("lock", e))?)
+            Some(state.lock.exclusive().map_err(|e| self.retry("lock", e))?)
         } else {
             None
         };
-        op(&mut env).map_err(|e| self.retry("write", e))
+        op(&mut state.env).map_err(|e| self.retry("write", e))
     }
 }
 
@@ -133,13 +135,9 @@ impl Dict for LmdbDict {
     }
 
     fn try_lookup(&self, key: &[u8], req_flags: u32) -> Option<Result<Option<Vec<u8>>, DictError>> {
-        let env = match self.env.try_read() {
-            Ok(env) => env,
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        };
+        let state = self.file.try_read()?;
         let _lock = if req_flags & flags::LOCK != 0 {
-            match self.lock.shared(false) {
+            match state.lock.shared(false) {
                 Ok(Some(lock)) => Some(lock),
                 Ok(None) => return None,
                 Err(e) => return Some(Err(self.retry("lock", e))),
@@ -148,7 +146,7 @@ impl Dict for LmdbDict {
             None
         };
         let key = self.key(key, req_flags);
-        match self.get(&env, &key) {
+        match self.get(&state.env, &key) {
             // The slow path adopts the new map size.
             Err(e) if e.is_map_resized() => None,
             other => Some(other.map_err(|e| self.retry("read", e))),
@@ -248,16 +246,21 @@ fn open_file(req: &OpenRequest<'_>, path: &Path) -> Result<Arc<dyn Dict>, OpenEr
         .map(|m| (m.len() as usize).saturating_mul(2))
         .unwrap_or(0)
         .max(DEFAULT_MAP_SIZE);
-    let env = Env::open(path, req.writable, map_size)
-        .map_err(|e| OpenError::in_file(req.table, path, None, format!("open database: {e}")))?;
+    let file = LmdbFile::open(path, req.writable, map_size).map_err(|e| {
+        let err = OpenError::in_file(req.table, path, None, format!("open database: {e}"));
+        if super::is_temporary_errno(Some(e.code)) {
+            err.temporary()
+        } else {
+            err
+        }
+    })?;
     let mut nul = req.flags & (flags::TRY0NULL | flags::TRY1NULL);
     if nul == 0 {
         nul = flags::TRY0NULL | flags::TRY1NULL;
     }
     Ok(Arc::new(LmdbDict {
         path: path.to_path_buf(),
-        lock: TableLock::new(env.fd()),
-        env: RwLock::new(env),
+        file,
         nul_flags: AtomicU32::new(nul),
         cursor: Mutex::new(None),
         stamp: FileStamp::take(path),

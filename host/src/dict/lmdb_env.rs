@@ -145,6 +145,11 @@ impl Env {
         Ok(this)
     }
 
+    /// The map size the environment was last given.
+    pub fn map_size(&self) -> usize {
+        self.map_size
+    }
+
     /// The file descriptor LMDB holds on the file (Postfix locks this file).
     pub fn fd(&self) -> i32 {
         let mut fd = -1;

@@ -11,6 +11,7 @@ pub mod file_lock;
 pub mod inline;
 pub mod lmdb;
 pub mod lmdb_env;
+pub mod lmdb_file;
 pub mod mapping;
 pub mod memory;
 pub mod randmap;
@@ -53,6 +54,9 @@ pub struct OpenError {
     pub line: Option<usize>,
     /// What is wrong.
     pub message: String,
+    /// A passing condition (out of file descriptors or memory, a file still
+    /// being written): the table answers RETRY, not CONFIG, until it opens.
+    pub temporary: bool,
 }
 
 impl OpenError {
@@ -63,6 +67,7 @@ impl OpenError {
             file: None,
             line: None,
             message: message.into(),
+            temporary: false,
         }
     }
 
@@ -78,7 +83,27 @@ impl OpenError {
             file: Some(file.into()),
             line,
             message: message.into(),
+            temporary: false,
         }
+    }
+
+    /// An error about a file of the table from a failed system call: `what`
+    /// was being done. Running out of descriptors or memory is temporary.
+    pub fn io(
+        table: &str,
+        file: impl Into<PathBuf>,
+        what: &str,
+        err: &std::io::Error,
+    ) -> OpenError {
+        let mut e = OpenError::in_file(table, file, None, format!("{what}: {err}"));
+        e.temporary = is_temporary_errno(err.raw_os_error());
+        e
+    }
+
+    /// The same error, marked temporary.
+    pub fn temporary(mut self) -> OpenError {
+        self.temporary = true;
+        self
     }
 }
 
@@ -96,6 +121,15 @@ impl fmt::Display for OpenError {
 }
 
 impl std::error::Error for OpenError {}
+
+/// True for errno values that a later attempt may not meet: out of file
+/// descriptors (process or system) or memory, or interrupted.
+pub fn is_temporary_errno(errno: Option<i32>) -> bool {
+    matches!(
+        errno,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EINTR)
+    )
+}
 
 /// A key and its value, as sequence returns them.
 pub type Entry = (Vec<u8>, Vec<u8>);

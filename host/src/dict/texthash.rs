@@ -3,17 +3,28 @@
 
 use super::memory::{Duplicates, Inserted, MemoryDict};
 use super::source::{logical_lines, split_key_value};
-use super::{Dict, FileStamp, OpenError, OpenRequest};
+use super::stamp::{load_stable, Unstable};
+use super::{Dict, OpenError, OpenRequest};
 use crate::flags;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Open a texthash: table.
+/// Open a texthash: table, from a whole copy of its file.
 pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let path = Path::new(req.name);
-    let stamp = FileStamp::take(path);
-    let content = std::fs::read(path)
-        .map_err(|e| OpenError::in_file(req.table, path, None, format!("open: {e}")))?;
+    let (stamp, content) = load_stable(&[path.to_path_buf()], |mut stamps| {
+        std::fs::read(path).map(|content| (stamps.remove(0), content))
+    })
+    .map_err(|e| match e {
+        Unstable::Load(e) => OpenError::io(req.table, path, "open", &e),
+        Unstable::Changing(_) => OpenError::in_file(
+            req.table,
+            path,
+            None,
+            "file keeps changing while being read",
+        )
+        .temporary(),
+    })?;
     let dups = Duplicates::from_flags(req.flags);
     let fold_keys = req.flags & flags::FOLD_FIX != 0;
     let mut dict = MemoryDict::new(req.utf8, vec![stamp]);

@@ -210,9 +210,7 @@ impl PluginHost {
         req: &OpenRequest<'_>,
     ) -> Result<Arc<dyn Dict>, OpenError> {
         let files = Self::files_of(&plugin, req.name);
-        let mut stamps: Vec<FileStamp> = files.iter().map(|f| FileStamp::take(f)).collect();
-        stamps.push(plugin.stamp.clone());
-        stamps.push(plugin.manifest_stamp.clone());
+        let plugin_stamps = vec![plugin.stamp.clone(), plugin.manifest_stamp.clone()];
         let request = WitOpenRequest {
             map_type: plugin.name.clone(),
             name: req.name.to_string(),
@@ -233,11 +231,17 @@ impl PluginHost {
             pre: plugin.pre.clone(),
             plugin: plugin.name.as_str().into(),
             table: req.table.into(),
-            files: Arc::new(GrantedFiles::new(files).with_flock(plugin.manifest.flock)),
+            files: Arc::new(GrantedFiles::new(files.clone()).with_flock(plugin.manifest.flock)),
             memory_bytes: plugin.manifest.memory_bytes,
             deadline_ticks: ticks,
         };
-        let table = table::PluginTable::open(spec, request, plugin.manifest.instances, stamps)?;
+        let table = table::PluginTable::open(
+            spec,
+            request,
+            plugin.manifest.instances,
+            &files,
+            plugin_stamps,
+        )?;
         Ok(Arc::new(table))
     }
 }

@@ -8,7 +8,9 @@ use super::instance::{
     describe_trap, is_timeout, CallError, Instance, InstanceSpec, WitError, WitOpenRequest,
     WitSeqStep,
 };
+use crate::dict::stamp::{load_stable, Unstable};
 use crate::dict::{Dict, DictError, Entry, FileStamp, OpenError, SeqStep};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
@@ -62,18 +64,32 @@ impl PluginTable {
         spec: InstanceSpec,
         request: WitOpenRequest,
         max: usize,
-        stamps: Vec<FileStamp>,
+        files: &[PathBuf],
+        plugin_stamps: Vec<FileStamp>,
     ) -> Result<PluginTable, OpenError> {
         let table_name = spec.table.to_string();
-        let mut first = Instance::start(&spec, &request).map_err(|e| match e {
-            CallError::Plugin(WitError::Config(m) | WitError::Retry(m)) => {
+        // The first instance reads the table: only from files that held
+        // still while it did.
+        let started = load_stable(files, |stamps| {
+            Instance::start(&spec, &request).map(|instance| (instance, stamps))
+        });
+        let (mut first, mut stamps) = started.map_err(|e| match e {
+            Unstable::Load(CallError::Plugin(WitError::Config(m) | WitError::Retry(m))) => {
                 OpenError::new(&table_name, m)
             }
-            CallError::Trap(t) => OpenError::new(
+            Unstable::Load(CallError::Trap(t)) => OpenError::new(
                 &table_name,
                 format!("plugin {}: {}", spec.plugin, describe_trap(&t)),
             ),
+            Unstable::Changing(path) => OpenError::in_file(
+                &table_name,
+                path,
+                None,
+                "file keeps changing while being read",
+            )
+            .temporary(),
         })?;
+        stamps.extend(plugin_stamps);
         let flags = first
             .flags()
             .map_err(|_| OpenError::new(&table_name, "plugin failed to report its flags"))?;
@@ -109,7 +125,7 @@ impl PluginTable {
                 if pool.live < self.max {
                     pool.live += 1;
                     drop(pool);
-                    match Instance::start(&self.spec, &self.request) {
+                    match self.start_same() {
                         Ok(i) => break i,
                         Err(e) => {
                             self.pool.lock().unwrap_or_else(|e| e.into_inner()).live -= 1;
@@ -142,6 +158,28 @@ impl PluginTable {
     }
 
     /// Promote the table to event-loop lookups after a run of fast calls.
+    /// Start another instance of the pool. It reads the table's files again,
+    /// so it must see them as the table opened them: a file changed since
+    /// (the table is reopened on the next request) or while this instance
+    /// read it costs this request a RETRY, never a partial table.
+    fn start_same(&self) -> Result<Instance, CallError> {
+        let changed = || self.stamps.iter().any(FileStamp::changed);
+        if changed() {
+            return Err(CallError::Plugin(WitError::Retry(format!(
+                "table {} changed while starting an instance",
+                self.spec.table
+            ))));
+        }
+        let instance = Instance::start(&self.spec, &self.request)?;
+        if changed() {
+            return Err(CallError::Plugin(WitError::Retry(format!(
+                "table {} changed while starting an instance",
+                self.spec.table
+            ))));
+        }
+        Ok(instance)
+    }
+
     fn note_duration(&self, took: std::time::Duration) {
         if took <= FAST_CALL {
             if self.fast_streak.fetch_add(1, Ordering::Relaxed) + 1 >= PROMOTE_AFTER {

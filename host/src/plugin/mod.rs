@@ -240,6 +240,7 @@ impl PluginHost {
             request,
             plugin.manifest.instances,
             &files,
+            plugin.manifest.flock,
             plugin_stamps,
         )?;
         Ok(Arc::new(table))

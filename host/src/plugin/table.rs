@@ -60,19 +60,26 @@ fn plugin_error(e: WitError) -> DictError {
 
 impl PluginTable {
     /// Open the table in a first instance; more start on demand, up to `max`.
+    /// `files` are the table's files; `locked` says the plugin reads them
+    /// under Postfix's lock, so they need not be watched while it loads.
     pub fn open(
         spec: InstanceSpec,
         request: WitOpenRequest,
         max: usize,
         files: &[PathBuf],
+        locked: bool,
         plugin_stamps: Vec<FileStamp>,
     ) -> Result<PluginTable, OpenError> {
         let table_name = spec.table.to_string();
         // The first instance reads the table: only from files that held
-        // still while it did.
-        let started = load_stable(files, |stamps| {
-            Instance::start(&spec, &request).map(|instance| (instance, stamps))
-        });
+        // still while it did, unless it reads under Postfix's lock (which
+        // keeps writers out while it reads).
+        let start = |stamps| Instance::start(&spec, &request).map(|instance| (instance, stamps));
+        let started = if locked {
+            start(files.iter().map(|f| FileStamp::take(f)).collect()).map_err(Unstable::Load)
+        } else {
+            load_stable(files, start)
+        };
         let (mut first, mut stamps) = started.map_err(|e| match e {
             Unstable::Load(CallError::Plugin(WitError::Config(m) | WitError::Retry(m))) => {
                 OpenError::new(&table_name, m)

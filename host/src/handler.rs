@@ -125,7 +125,7 @@ impl Handler {
 
     /// The reply to a frame that did not parse.
     pub fn reject(&self, err: &ParseError) -> Reply {
-        tracing::warn!("{err}");
+        crate::warn_limited!("unparsable request", "{err}");
         match err {
             ParseError::NoRequest | ParseError::UnknownRequest(_) => {
                 Reply::status(None, false, Status::Bad)
@@ -160,8 +160,12 @@ impl Handler {
             return reply;
         }
         if !self.allowed(service, &table_name) {
-            tracing::warn!("request for unapproved table: \"{table_name}\"");
-            tracing::warn!(
+            crate::warn_limited!(
+                "unapproved table",
+                "request for unapproved table: \"{table_name}\""
+            );
+            crate::warn_limited!(
+                "unapproved table hint",
                 "to approve this table for {} access, list proxy:{table_name} in main.cf:{}",
                 if service == Service::Read {
                     "read-only"

@@ -7,7 +7,8 @@ use proxymapd::config::{ConfigSource, Settings};
 use proxymapd::dict::MapTypes;
 use proxymapd::handler::{Handler, Service};
 use proxymapd::registry::Registry;
-use proxymapd::server::listener;
+use proxymapd::server::instance_lock::InstanceLocks;
+use proxymapd::server::{fd_limit, listener, socket};
 use proxymapd::{flags, logging};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -293,12 +294,24 @@ async fn run_server(
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    let mut sockets = vec![(Service::Read, settings.proxymap_socket.clone())];
+    if let Some(path) = &settings.proxywrite_socket {
+        sockets.push((Service::Write, path.clone()));
+    }
+    // Lock first: a second server on these sockets stops here, having
+    // changed nothing of the first.
+    let mut locks = InstanceLocks::default();
+    for (_, path) in &sockets {
+        socket::create_socket_dir(path)?;
+        locks.acquire_for(path)?;
+    }
+    let budget = connection_budget(&settings);
     let registry = Arc::new(Registry::new(map_types(&settings)?, settings.utf8));
     let handler = Arc::new(Handler::new(registry, settings.allowlists()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut services = vec![listener::bind(Service::Read, &settings.proxymap_socket)?];
-    if let Some(path) = &settings.proxywrite_socket {
-        services.push(listener::bind(Service::Write, path)?);
+    let mut services = Vec::new();
+    for (service, path) in &sockets {
+        services.push(socket::bind(*service, path).await?);
     }
     let tasks: Vec<_> = services
         .into_iter()
@@ -307,6 +320,7 @@ async fn run_server(
                 bound,
                 handler.clone(),
                 settings.connection,
+                budget.clone(),
                 stop_rx.clone(),
             ))
         })
@@ -345,7 +359,39 @@ async fn run_server(
     for task in tasks {
         let _ = task.await;
     }
+    drop(locks);
     Ok(())
+}
+
+/// Raise the open-files limit to the hard limit and size the connection
+/// cap from it (unless configured).
+fn connection_budget(settings: &Settings) -> Arc<listener::ConnectionBudget> {
+    let limit = match fd_limit::raise_to_hard() {
+        Ok(l) => {
+            if l.now != l.before {
+                tracing::info!("open-files limit raised from {} to {}", l.before, l.now);
+            } else {
+                tracing::debug!("open-files limit {}", l.now);
+            }
+            l.now
+        }
+        Err(e) => {
+            tracing::warn!("cannot raise the open-files limit: {e}");
+            1024
+        }
+    };
+    let max = settings
+        .connection
+        .max_connections
+        .unwrap_or_else(|| fd_limit::default_max_connections(limit));
+    if max as u64 >= limit {
+        tracing::warn!(
+            "max_connections {max} is not below the open-files limit {limit}; \
+             clients beyond the limit are turned away by accept failures"
+        );
+    }
+    tracing::info!("at most {max} concurrent connections");
+    listener::ConnectionBudget::new(max)
 }
 
 fn check(args: &ConfigArgs) -> Result<i32> {

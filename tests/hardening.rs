@@ -233,3 +233,39 @@ fn a_flood_of_bad_frames_writes_a_small_log_and_service_goes_on() {
         (0, "b".into())
     );
 }
+
+#[test]
+fn a_cache_directory_others_can_write_stops_startup_with_a_clear_message() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "queue_directory = \"{0}/q\"\nplugin_cache_dir = \"{0}/cache\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    for cmd in ["check", "serve"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+            .args([cmd, "--config", &config.to_string_lossy()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!("{} is owned by uid", cache.display()))
+                && err.contains("mode 0777")
+                && err.contains("chmod go-w"),
+            "{cmd}: {err}"
+        );
+    }
+    assert!(
+        !dir.path().join("q/private/proxymap").exists(),
+        "serve never bound"
+    );
+}

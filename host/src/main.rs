@@ -6,6 +6,8 @@ use proxymapd::client::Client;
 use proxymapd::config::{ConfigSource, Settings};
 use proxymapd::dict::MapTypes;
 use proxymapd::handler::{Handler, Service};
+use proxymapd::plugin::cache::CompileCache;
+use proxymapd::plugin::trusted_dir::TrustError;
 use proxymapd::registry::Registry;
 use proxymapd::server::instance_lock::InstanceLocks;
 use proxymapd::server::{fd_limit, listener, socket};
@@ -246,17 +248,7 @@ fn load_args(args: &ConfigArgs) -> Result<Settings> {
 /// The map types: built-ins, then plugins from the search path.
 fn map_types(settings: &Settings) -> Result<MapTypes> {
     let mut types = MapTypes::builtin();
-    let cache = settings.cache_dir();
-    let cache = match std::fs::create_dir_all(&cache) {
-        Ok(()) => Some(cache),
-        Err(e) => {
-            tracing::warn!(
-                "compiled-plugin cache {} unusable ({e}); plugins compile at every start",
-                cache.display()
-            );
-            None
-        }
-    };
+    let cache = open_cache(&settings.cache_dir())?;
     let host = proxymapd::plugin::PluginHost::new(settings.plugin_search_path(), cache)?;
     tracing::info!("plugin map types available: {}", host.available().join(" "));
     for name in &settings.sandboxed_map_types {
@@ -276,6 +268,20 @@ fn map_types(settings: &Settings) -> Result<MapTypes> {
     }
     types.add_source(Arc::new(host));
     Ok(types)
+}
+
+/// The compiled-plugin cache in `dir`. A directory others could write to
+/// stops startup (its native code would run unchecked in this process); one
+/// that cannot be created or opened only disables caching.
+fn open_cache(dir: &Path) -> Result<CompileCache> {
+    match CompileCache::open(dir) {
+        Ok(cache) => Ok(cache),
+        Err(e @ TrustError::Io { .. }) => {
+            tracing::warn!("compiled-plugin cache unusable ({e}); plugins compile at every start");
+            Ok(CompileCache::disabled())
+        }
+        Err(e) => bail!("refusing the compiled-plugin cache: {e}"),
+    }
 }
 
 fn serve(args: &ConfigArgs) -> Result<i32> {

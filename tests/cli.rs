@@ -1,11 +1,14 @@
 //! Command-line tests: `check` reports every approved table and fails on
 //! broken ones, `demo --once` serves the bundled examples and shows a lookup,
-//! `query` talks to a running server, `--version` and `--help` answer.
+//! `query` talks to a running server, `--version` and `--help` answer, and a
+//! second `serve` on sockets already served refuses to start.
 
 mod common;
 
-use common::Server;
+use common::{lookup_reply, read_frame, Server};
+use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn proxymapd(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_proxymapd"))
@@ -141,4 +144,109 @@ fn sandboxed_map_type_without_its_plugin_stops_startup_with_a_clear_message() {
         err.contains("sandboxed_map_types") && err.contains("bad/name"),
         "{err}"
     );
+}
+
+/// Run `proxymapd serve` on `config` and wait (at most 10 s) for it to exit:
+/// its exit code and standard error.
+fn serve_expecting_exit(config: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+        .args(["serve", "--config", &config.to_string_lossy()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            return (status.code(), err);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the second server did not exit within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_second_server_on_the_same_sockets_refuses_and_leaves_the_first_serving() {
+    let srv = Server::start_toml(
+        "greeting = \"proxymap\"\nproxy_read_maps = \"proxy:inline:{a=b}\"\n",
+        |_| {},
+    );
+    let (code, err) = serve_expecting_exit(&srv.path("proxymapd.toml"));
+    assert!(code.is_some_and(|c| c != 0), "{code:?}: {err}");
+    assert!(
+        err.contains(&format!("pid {}", srv.child.id())),
+        "names the first server: {err}"
+    );
+    assert!(
+        err.contains(&srv.proxymap.display().to_string()),
+        "names the socket: {err}"
+    );
+    assert!(srv.proxymap.exists(), "the socket of the first is intact");
+    let mut s = UnixStream::connect(&srv.proxymap).unwrap();
+    read_frame(&mut s);
+    assert_eq!(
+        lookup_reply(&mut s, "inline:{a=b}", 0, "a"),
+        (0, "b".to_string())
+    );
+}
+
+#[test]
+fn a_socket_served_by_another_program_is_not_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("queue/private");
+    std::fs::create_dir_all(&private).unwrap();
+    // Someone else (say, Postfix's proxymap) listens on the socket.
+    let socket = private.join("proxymap");
+    let other = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "queue_directory = \"{}/queue\"\ngreeting = \"proxymap\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, err) = serve_expecting_exit(&config);
+    assert!(code.is_some_and(|c| c != 0), "{code:?}: {err}");
+    assert!(
+        err.contains("served by another process")
+            && err.contains(&format!("pid {}", std::process::id()))
+            && err.contains("stop that service first"),
+        "{err}"
+    );
+    assert!(socket.exists());
+    drop(other);
+    // Now nobody listens: the stale socket is replaced as usual.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+        .args(["serve", "--config", &config.to_string_lossy()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // Another test's child may briefly hold a copy of the dropped listener
+    // between its fork and exec, so a connection may still land there: retry.
+    let served = loop {
+        if let Ok(mut s) = UnixStream::connect(&socket) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut byte = [0u8; 1];
+            if matches!(std::io::Read::read(&mut s, &mut byte), Ok(1)) {
+                break true;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(served, "proxymapd replaced the stale socket and answered");
 }

@@ -126,7 +126,7 @@ impl Handler {
 
     /// The reply to a frame that did not parse.
     pub fn reject(&self, err: &ParseError) -> Reply {
-        tracing::warn!("{err}");
+        crate::warn_limited!("unparsable request", "{err}");
         match err {
             ParseError::NoRequest | ParseError::UnknownRequest(_) => {
                 Reply::status(None, false, Status::Bad)
@@ -161,8 +161,12 @@ impl Handler {
             return reply;
         }
         if !self.allowed(service, &table_name) {
-            tracing::warn!("request for unapproved table: \"{table_name}\"");
-            tracing::warn!(
+            crate::warn_limited!(
+                "unapproved table",
+                "request for unapproved table: \"{table_name}\""
+            );
+            crate::warn_limited!(
+                "unapproved table hint",
                 "to approve this table for {} access, list proxy:{table_name} in main.cf:{}",
                 if service == Service::Read {
                     "read-only"
@@ -263,7 +267,8 @@ impl Handler {
 /// The reply to a request that got no turn on its table within the wait:
 /// RETRY, so the client defers instead of waiting longer.
 fn busy(mut reply: Reply, table_name: &str) -> Reply {
-    tracing::warn!(
+    crate::warn_limited!(
+        "table too busy",
         "table {table_name}: too busy (every turn taken for the whole wait), answering RETRY"
     );
     reply.status = Status::Retry;
@@ -280,7 +285,7 @@ fn lookup_outcome(table_name: &str, result: Result<Option<Vec<u8>>, DictError>) 
         },
         Ok(None) => Outcome::status(Status::NoKey),
         Err(err) => {
-            tracing::warn!("table {table_name}: lookup failed: {err}");
+            crate::warn_limited!("lookup failed", "table {table_name}: lookup failed: {err}");
             Outcome::status(error_status(&err))
         }
     }
@@ -291,7 +296,11 @@ fn run(table: &OpenTable, req: &Request, request_flags: u32) -> Outcome {
     let dict = &table.dict;
     let table_name = strip_proxy(&req.table);
     let fail = |err: DictError| {
-        tracing::warn!("table {table_name}: {} failed: {err}", req.kind.name());
+        crate::warn_limited!(
+            "table operation failed",
+            "table {table_name}: {} failed: {err}",
+            req.kind.name()
+        );
         Outcome::status(error_status(&err))
     };
     match req.kind {

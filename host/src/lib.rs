@@ -14,6 +14,7 @@ pub mod config;
 pub mod dict;
 pub use proxymapd_sdk::flags;
 pub mod handler;
+pub mod log_limit;
 pub mod logging;
 pub mod plugin;
 pub mod registry;

@@ -6,8 +6,11 @@ use proxymapd::client::Client;
 use proxymapd::config::{ConfigSource, Settings};
 use proxymapd::dict::MapTypes;
 use proxymapd::handler::{Handler, Service};
+use proxymapd::plugin::cache::CompileCache;
+use proxymapd::plugin::trusted_dir::TrustError;
 use proxymapd::registry::Registry;
-use proxymapd::server::listener;
+use proxymapd::server::instance_lock::InstanceLocks;
+use proxymapd::server::{fd_limit, listener, socket};
 use proxymapd::{flags, logging};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -245,17 +248,7 @@ fn load_args(args: &ConfigArgs) -> Result<Settings> {
 /// The map types: built-ins, then plugins from the search path.
 fn map_types(settings: &Settings) -> Result<MapTypes> {
     let mut types = MapTypes::builtin();
-    let cache = settings.cache_dir();
-    let cache = match std::fs::create_dir_all(&cache) {
-        Ok(()) => Some(cache),
-        Err(e) => {
-            tracing::warn!(
-                "compiled-plugin cache {} unusable ({e}); plugins compile at every start",
-                cache.display()
-            );
-            None
-        }
-    };
+    let cache = open_cache(&settings.cache_dir())?;
     let host = proxymapd::plugin::PluginHost::new(settings.plugin_search_path(), cache)?;
     tracing::info!("plugin map types available: {}", host.available().join(" "));
     for name in &settings.sandboxed_map_types {
@@ -277,6 +270,20 @@ fn map_types(settings: &Settings) -> Result<MapTypes> {
     Ok(types)
 }
 
+/// The compiled-plugin cache in `dir`. A directory others could write to
+/// stops startup (its native code would run unchecked in this process); one
+/// that cannot be created or opened only disables caching.
+fn open_cache(dir: &Path) -> Result<CompileCache> {
+    match CompileCache::open(dir) {
+        Ok(cache) => Ok(cache),
+        Err(e @ TrustError::Io { .. }) => {
+            tracing::warn!("compiled-plugin cache unusable ({e}); plugins compile at every start");
+            Ok(CompileCache::disabled())
+        }
+        Err(e) => bail!("refusing the compiled-plugin cache: {e}"),
+    }
+}
+
 fn serve(args: &ConfigArgs) -> Result<i32> {
     let settings = load_args(args)?;
     logging::init(&settings.log_level);
@@ -293,12 +300,24 @@ async fn run_server(
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    let mut sockets = vec![(Service::Read, settings.proxymap_socket.clone())];
+    if let Some(path) = &settings.proxywrite_socket {
+        sockets.push((Service::Write, path.clone()));
+    }
+    // Lock first: a second server on these sockets stops here, having
+    // changed nothing of the first.
+    let mut locks = InstanceLocks::default();
+    for (_, path) in &sockets {
+        socket::create_socket_dir(path)?;
+        locks.acquire_for(path)?;
+    }
+    let budget = connection_budget(&settings);
     let registry = Arc::new(Registry::new(map_types(&settings)?, settings.utf8));
     let handler = Arc::new(Handler::new(registry, settings.allowlists()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut services = vec![listener::bind(Service::Read, &settings.proxymap_socket)?];
-    if let Some(path) = &settings.proxywrite_socket {
-        services.push(listener::bind(Service::Write, path)?);
+    let mut services = Vec::new();
+    for (service, path) in &sockets {
+        services.push(socket::bind(*service, path).await?);
     }
     let tasks: Vec<_> = services
         .into_iter()
@@ -307,6 +326,7 @@ async fn run_server(
                 bound,
                 handler.clone(),
                 settings.connection,
+                budget.clone(),
                 stop_rx.clone(),
             ))
         })
@@ -345,7 +365,39 @@ async fn run_server(
     for task in tasks {
         let _ = task.await;
     }
+    drop(locks);
     Ok(())
+}
+
+/// Raise the open-files limit to the hard limit and size the connection
+/// cap from it (unless configured).
+fn connection_budget(settings: &Settings) -> Arc<listener::ConnectionBudget> {
+    let limit = match fd_limit::raise_to_hard() {
+        Ok(l) => {
+            if l.now != l.before {
+                tracing::info!("open-files limit raised from {} to {}", l.before, l.now);
+            } else {
+                tracing::debug!("open-files limit {}", l.now);
+            }
+            l.now
+        }
+        Err(e) => {
+            tracing::warn!("cannot raise the open-files limit: {e}");
+            1024
+        }
+    };
+    let max = settings
+        .connection
+        .max_connections
+        .unwrap_or_else(|| fd_limit::default_max_connections(limit));
+    if max as u64 >= limit {
+        tracing::warn!(
+            "max_connections {max} is not below the open-files limit {limit}; \
+             clients beyond the limit are turned away by accept failures"
+        );
+    }
+    tracing::info!("at most {max} concurrent connections");
+    listener::ConnectionBudget::new(max)
 }
 
 fn check(args: &ConfigArgs) -> Result<i32> {

@@ -39,6 +39,17 @@ impl Server {
 
     /// Start with arguments after `proxymapd`, in `dir`, with extra env.
     pub fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::spawn_with(dir, args, env, |_| {})
+    }
+
+    /// Like [`Server::spawn`], letting `configure` adjust the command first
+    /// (for example to set resource limits in the child).
+    pub fn spawn_with(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
         let log = dir.path().join("proxymapd.log");
         let log_file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxymapd"));
@@ -46,6 +57,7 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        configure(&mut cmd);
         let child = cmd.spawn().expect("start proxymapd");
         let queue = find_queue(&dir, args);
         let server = Server {

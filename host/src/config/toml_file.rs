@@ -15,6 +15,7 @@
 //! idle_timeout = 3600        # seconds
 //! max_string = 8192          # bytes per request attribute
 //! max_attrs = 64             # attributes per request
+//! # max_connections = 7680   # concurrent clients (default: open-files limit less a reserve)
 //! log_level = "info"
 //! plugin_dirs = ["/etc/proxymapd/plugins"]   # searched before the shipped plugins
 //! plugin_cache_dir = "/var/cache/proxymapd"  # compiled plugins
@@ -51,6 +52,7 @@ struct TomlConfig {
     max_string: usize,
     #[serde(default = "default_max_attrs")]
     max_attrs: usize,
+    max_connections: Option<usize>,
     #[serde(default = "default_log_level")]
     log_level: String,
     #[serde(default)]
@@ -134,6 +136,9 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
     if cfg.idle_timeout == 0 {
         return Err(bad("idle_timeout", "must be at least 1 second".into()));
     }
+    if cfg.max_connections == Some(0) {
+        return Err(bad("max_connections", "must be at least 1".into()));
+    }
     if cfg.max_string < 256 {
         return Err(bad(
             "max_string",
@@ -181,6 +186,7 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             },
             request_timeout: Duration::from_secs(cfg.request_timeout),
             idle_timeout: Duration::from_secs(cfg.idle_timeout),
+            max_connections: cfg.max_connections,
         },
         utf8: cfg.smtputf8,
         log_level: cfg.log_level,

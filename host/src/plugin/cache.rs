@@ -1,17 +1,26 @@
 //! The compiled-component cache: native code for a plugin is kept on disk
 //! under a key made of the component's blake3 digest and the engine's
 //! compatibility hash, so a restart (or a second table of the same plugin)
-//! compiles nothing. Entries are written to a temporary file and renamed.
+//! compiles nothing. Loading native code bypasses both the sandbox and the
+//! manifest's digest pin, so the cache lives in a [`TrustedDir`] (checked
+//! ownership and modes; opening the cache fails otherwise) and each entry is
+//! an [`artifact`](super::artifact) bound to the exact component bytes it was
+//! compiled from. An entry that is not trusted, belongs to another component
+//! or is damaged is logged and compiled afresh, never loaded. Entries are
+//! written to a private temporary file and renamed.
 
-use anyhow::{anyhow, Context, Result};
+use super::artifact;
+use super::trusted_dir::{TrustError, TrustedDir};
+use anyhow::{anyhow, Result};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
 /// Where compiled plugins are kept.
 pub struct CompileCache {
-    dir: Option<PathBuf>,
+    dir: Option<TrustedDir>,
 }
 
 /// How a component was obtained.
@@ -24,9 +33,19 @@ pub enum Origin {
 }
 
 impl CompileCache {
-    /// A cache in `dir` (created when missing); `None` disables caching.
-    pub fn new(dir: Option<PathBuf>) -> CompileCache {
-        CompileCache { dir }
+    /// A cache in `dir`, created (mode 0700) when missing. Fails when the
+    /// directory or one above it may be written by someone other than root
+    /// or proxymapd's user ([`TrustError::Unsafe`]), or cannot be created or
+    /// opened ([`TrustError::Io`]).
+    pub fn open(dir: &Path) -> Result<CompileCache, TrustError> {
+        Ok(CompileCache {
+            dir: Some(TrustedDir::open(dir)?),
+        })
+    }
+
+    /// No cache: every plugin is compiled when loaded.
+    pub fn disabled() -> CompileCache {
+        CompileCache { dir: None }
     }
 
     fn key(engine: &Engine, digest: &str) -> String {
@@ -42,39 +61,142 @@ impl CompileCache {
         digest: &str,
         bytes: &[u8],
     ) -> Result<(Component, Origin)> {
+        let compile = || Component::from_binary(engine, bytes).map_err(|e| anyhow!("{e:?}"));
         let Some(dir) = &self.dir else {
-            return Ok((
-                Component::from_binary(engine, bytes).map_err(|e| anyhow!("{e:?}"))?,
-                Origin::Compiled,
-            ));
+            return Ok((compile()?, Origin::Compiled));
         };
-        let path = dir.join(Self::key(engine, digest));
-        if path.exists() {
-            // SAFETY: the file was produced by Component::serialize with an
-            // engine of the same compatibility hash, in a directory only
-            // proxymapd writes.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok((c, Origin::Cached)),
-                Err(e) => {
-                    tracing::warn!("compiled plugin cache {}: {e}; recompiling", path.display())
-                }
-            }
+        let name = Self::key(engine, digest);
+        match load(dir, &name, engine, bytes) {
+            Ok(Some(component)) => return Ok((component, Origin::Cached)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                "compiled plugin cache {}: {e:#}; not loading it, recompiling",
+                dir.path().join(&name).display()
+            ),
         }
-        let component = Component::from_binary(engine, bytes).map_err(|e| anyhow!("{e:?}"))?;
-        if let Err(e) = store(dir, &path, &component) {
+        let component = compile()?;
+        let stored = component
+            .serialize()
+            .map_err(|e| anyhow!("{e}"))
+            .and_then(|code| Ok(dir.write_file(&name, &artifact::encode(bytes, &code))?));
+        if let Err(e) = stored {
             tracing::warn!(
                 "cannot write compiled plugin cache {}: {e:#}",
-                path.display()
+                dir.path().join(&name).display()
             );
         }
         Ok((component, Origin::Compiled))
     }
 }
 
-fn store(dir: &Path, path: &Path, component: &Component) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, component.serialize().map_err(|e| anyhow!("{e}"))?)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+/// The cached component `name` compiled from `bytes`, if there is one.
+fn load(dir: &TrustedDir, name: &str, engine: &Engine, bytes: &[u8]) -> Result<Option<Component>> {
+    let Some(mut file) = dir.open_file(name)? else {
+        return Ok(None);
+    };
+    let mut stored = Vec::new();
+    file.read_to_end(&mut stored)?;
+    let code = artifact::decode(&stored, bytes)?;
+    // SAFETY: `code` was read from a file that only root or proxymapd's user
+    // can have written (TrustedDir checked the directory chain and the open
+    // file), whose header shows it was serialized for exactly `bytes` and
+    // is intact; deserialize also checks the engine's compatibility.
+    let component = unsafe { Component::deserialize(engine, code) }.map_err(|e| anyhow!("{e}"))?;
+    Ok(Some(component))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The smallest component: the component preamble alone.
+    const EMPTY: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    /// Another small component: the preamble and a custom section.
+    fn other() -> Vec<u8> {
+        let mut c = EMPTY.to_vec();
+        c.extend_from_slice(&[0x00, 0x04, 0x03, b'a', b'b', b'c']);
+        c
+    }
+
+    fn engine() -> Engine {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        Engine::new(&config).unwrap()
+    }
+
+    fn digest(bytes: &[u8]) -> String {
+        blake3::hash(bytes).to_hex().to_string()
+    }
+
+    fn entry(dir: &Path, engine: &Engine, bytes: &[u8]) -> std::path::PathBuf {
+        dir.join(CompileCache::key(engine, &digest(bytes)))
+    }
+
+    #[test]
+    fn a_good_cache_is_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let cache = CompileCache::open(tmp.path()).unwrap();
+        let (_, origin) = cache.component(&engine, &digest(EMPTY), EMPTY).unwrap();
+        assert_eq!(origin, Origin::Compiled);
+        let cache = CompileCache::open(tmp.path()).unwrap();
+        let (_, origin) = cache.component(&engine, &digest(EMPTY), EMPTY).unwrap();
+        assert_eq!(origin, Origin::Cached);
+    }
+
+    #[test]
+    fn an_entry_copied_over_another_digest_is_rejected_and_recompiled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let other = other();
+        let cache = CompileCache::open(tmp.path()).unwrap();
+        cache.component(&engine, &digest(EMPTY), EMPTY).unwrap();
+        cache.component(&engine, &digest(&other), &other).unwrap();
+        // Put the empty component's code under the other one's name.
+        std::fs::copy(
+            entry(tmp.path(), &engine, EMPTY),
+            entry(tmp.path(), &engine, &other),
+        )
+        .unwrap();
+        let (_, origin) = cache.component(&engine, &digest(&other), &other).unwrap();
+        assert_eq!(origin, Origin::Compiled, "the swapped entry is not loaded");
+        // The recompiled code replaced it.
+        let (_, origin) = cache.component(&engine, &digest(&other), &other).unwrap();
+        assert_eq!(origin, Origin::Cached);
+    }
+
+    #[test]
+    fn an_untrusted_entry_is_not_loaded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = engine();
+        let cache = CompileCache::open(tmp.path()).unwrap();
+        cache.component(&engine, &digest(EMPTY), EMPTY).unwrap();
+        let path = entry(tmp.path(), &engine, EMPTY);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (_, origin) = cache.component(&engine, &digest(EMPTY), EMPTY).unwrap();
+        assert_eq!(origin, Origin::Compiled, "a world-writable entry");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let (_, origin) = cache.component(&engine, &digest(EMPTY), EMPTY).unwrap();
+            assert_eq!(origin, Origin::Compiled, "an entry owned by another user");
+        }
+        let (_, origin) = cache.component(&engine, &digest(EMPTY), EMPTY).unwrap();
+        assert_eq!(origin, Origin::Cached, "replaced by a trusted entry");
+    }
+
+    #[test]
+    fn a_world_writable_cache_directory_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = CompileCache::open(&dir).err().expect("refused").to_string();
+        assert!(
+            err.contains(&format!("{} is owned by uid", dir.display())) && err.contains("0777"),
+            "{err}"
+        );
+    }
 }

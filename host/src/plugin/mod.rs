@@ -6,11 +6,13 @@
 //! (kept in the compile cache) and pre-linked; a changed `.wasm` is reloaded
 //! and its tables reopen between requests.
 
+mod artifact;
 pub mod cache;
 pub mod componentize;
 pub mod instance;
 pub mod manifest;
 pub mod table;
+pub mod trusted_dir;
 
 use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenRequest};
 use anyhow::{bail, Context, Result};
@@ -54,8 +56,8 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    /// A host searching `dirs` in order, caching compiled code in `cache_dir`.
-    pub fn new(dirs: Vec<PathBuf>, cache_dir: Option<PathBuf>) -> Result<PluginHost> {
+    /// A host searching `dirs` in order, keeping compiled code in `cache`.
+    pub fn new(dirs: Vec<PathBuf>, cache: CompileCache) -> Result<PluginHost> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -75,7 +77,7 @@ impl PluginHost {
             linker: linker(&engine)?,
             engine,
             dirs,
-            cache: CompileCache::new(cache_dir),
+            cache,
             loaded: Mutex::new(HashMap::new()),
         })
     }

@@ -51,7 +51,7 @@ pub async fn serve(
                     Err(err) => handler.reject(&err),
                 },
                 Decoded::Malformed(err) => {
-                    tracing::warn!("malformed request: {err}");
+                    crate::warn_limited!("malformed request", "malformed request: {err}");
                     Reply::status(None, false, Status::Bad)
                 }
             };

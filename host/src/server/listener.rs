@@ -1,71 +1,117 @@
-//! Listening sockets and the accept loops. Sockets are created as Postfix
-//! creates its private service sockets (mode 0666 inside the private
-//! directory, which carries the access control); a stale socket file left by
-//! an earlier run is replaced.
+//! The accept loops. Each bound service socket accepts until shutdown, hands
+//! every connection to its own task, then waits for its connections to
+//! finish. A process-wide [`ConnectionBudget`] caps concurrent connections:
+//! beyond it a new connection is accepted and closed at once, so the client
+//! sees end-of-file and retries instead of hanging in the listen queue. When
+//! accept fails for lack of descriptors (EMFILE/ENFILE) the loop frees a
+//! descriptor it keeps in reserve, accepts the waiting connection, closes it
+//! and takes the reserve back, for the same reason; other accept errors are
+//! retried after a short pause. All of these warnings are rate-limited.
 
+use super::socket::BoundService;
 use super::{connection, ConnectionSettings};
-use crate::handler::{Handler, Service};
-use anyhow::{Context, Result};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use crate::handler::Handler;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::net::UnixListener;
+use std::time::Duration;
 use tokio::sync::watch;
 
-/// A bound service socket.
-pub struct BoundService {
-    /// Which service.
-    pub service: Service,
-    /// The socket path.
-    pub path: PathBuf,
-    listener: UnixListener,
+/// The cap on concurrent connections, shared by every service.
+#[derive(Debug)]
+pub struct ConnectionBudget {
+    open: AtomicUsize,
+    max: usize,
 }
 
-/// Bind `path` for `service`, creating its directory when missing.
-pub fn bind(service: Service, path: &Path) -> Result<BoundService> {
-    if let Some(dir) = path.parent() {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("create socket directory {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("chmod {}", dir.display()))?;
-        }
+/// One admitted connection; dropping it gives the slot back.
+struct Slot(Arc<ConnectionBudget>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
-        if meta.file_type().is_socket() {
-            std::fs::remove_file(path)
-                .with_context(|| format!("remove stale socket {}", path.display()))?;
-        } else {
-            anyhow::bail!(
-                "{} exists and is not a socket; remove it or choose another path",
-                path.display()
-            );
-        }
-    }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("bind {} socket {}", service.name(), path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .with_context(|| format!("chmod {}", path.display()))?;
-    Ok(BoundService {
-        service,
-        path: path.to_path_buf(),
-        listener,
-    })
 }
 
-/// Accept connections on `bound` until shutdown, then wait for its
-/// connections to finish. Returns the number of connections served.
+impl ConnectionBudget {
+    /// A budget of `max` concurrent connections.
+    pub fn new(max: usize) -> Arc<ConnectionBudget> {
+        Arc::new(ConnectionBudget {
+            open: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// The cap.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let mut open = self.open.load(Ordering::Acquire);
+        loop {
+            if open >= self.max {
+                return None;
+            }
+            match self.open.compare_exchange_weak(
+                open,
+                open + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(Slot(self.clone())),
+                Err(now) => open = now,
+            }
+        }
+    }
+}
+
+/// A descriptor held back so that an accept can still succeed when the
+/// process is out of descriptors.
+struct Reserve(Option<std::fs::File>);
+
+impl Reserve {
+    fn new() -> Reserve {
+        Reserve(std::fs::File::open("/dev/null").ok())
+    }
+
+    /// Out of descriptors: use the reserve to accept one waiting connection
+    /// and close it, then take the reserve back. Without a reserve (it could
+    /// not be reopened) just pause so the loop does not spin.
+    async fn shed(&mut self, bound: &BoundService) {
+        if self.0.take().is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        } else if let Ok(Ok((stream, _))) =
+            tokio::time::timeout(Duration::from_millis(10), bound.listener.accept()).await
+        {
+            drop(stream);
+        }
+        self.0 = std::fs::File::open("/dev/null").ok();
+    }
+}
+
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Accept connections on `bound` until shutdown, then remove its socket and
+/// wait for its connections to finish. Returns the number of connections
+/// served.
 pub async fn run(
     bound: BoundService,
     handler: Arc<Handler>,
     settings: ConnectionSettings,
+    budget: Arc<ConnectionBudget>,
     mut shutdown: watch::Receiver<bool>,
 ) -> usize {
     let active = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
     let mut served = 0usize;
+    let mut reserve = Reserve::new();
     tracing::info!(
         "{} listening on {}",
         bound.service.name(),
@@ -75,6 +121,16 @@ pub async fn run(
         tokio::select! {
             accepted = bound.listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    let Some(slot) = budget.admit() else {
+                        crate::warn_limited!(
+                            "connection limit",
+                            "{}: {} connections open, the max_connections limit; closing a new one",
+                            bound.path.display(),
+                            budget.max()
+                        );
+                        drop(stream);
+                        continue;
+                    };
                     served += 1;
                     active.fetch_add(1, Ordering::SeqCst);
                     let (handler, rx, active, done) = (handler.clone(), shutdown.clone(), active.clone(), done.clone());
@@ -85,27 +141,52 @@ pub async fn run(
                             connection::serve(stream, service, handler, settings, rx),
                             span,
                         ).await;
+                        drop(slot);
                         if active.fetch_sub(1, Ordering::SeqCst) == 1 {
                             done.notify_waiters();
                         }
                     });
                 }
+                Err(e) if out_of_descriptors(&e) => {
+                    crate::warn_limited!(
+                        "accept: out of descriptors",
+                        "accept on {}: {e}; closing a waiting connection (raise the open-files \
+                         limit or lower max_connections)",
+                        bound.path.display()
+                    );
+                    reserve.shed(&bound).await;
+                }
                 Err(e) => {
-                    tracing::warn!("accept on {}: {e}", bound.path.display());
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    crate::warn_limited!("accept error", "accept on {}: {e}", bound.path.display());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             _ = shutdown.changed() => break,
         }
     }
-    drop(bound.listener);
-    let _ = std::fs::remove_file(&bound.path);
+    drop(bound);
     while active.load(Ordering::SeqCst) > 0 {
         let notified = done.notified();
         if active.load(Ordering::SeqCst) == 0 {
             break;
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), notified).await;
+        let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
     }
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_admits_up_to_its_cap_and_takes_slots_back() {
+        let budget = ConnectionBudget::new(2);
+        let a = budget.admit().expect("first");
+        let _b = budget.admit().expect("second");
+        assert!(budget.admit().is_none());
+        assert_eq!(budget.open(), 2);
+        drop(a);
+        assert!(budget.admit().is_some());
+    }
 }

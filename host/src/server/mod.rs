@@ -1,11 +1,17 @@
 //! The socket side: UNIX-domain listeners for the `proxymap` and `proxywrite`
 //! services, one tokio task per connection, graceful shutdown on SIGTERM (no
 //! new connections; requests in flight finish) and configuration reload on
-//! SIGHUP without dropping connections. Knows nothing of table formats: every
-//! decoded request goes to the [`Handler`](crate::handler::Handler).
+//! SIGHUP without dropping connections. One server per socket directory
+//! ([`instance_lock`]); the open-files limit is raised at start
+//! ([`fd_limit`]) and concurrent connections are capped ([`listener`]).
+//! Knows nothing of table formats: every decoded request goes to the
+//! [`Handler`](crate::handler::Handler).
 
 pub mod connection;
+pub mod fd_limit;
+pub mod instance_lock;
 pub mod listener;
+pub mod socket;
 
 use crate::codec::{Greeting, Limits};
 use std::time::Duration;
@@ -21,6 +27,9 @@ pub struct ConnectionSettings {
     pub request_timeout: Duration,
     /// Longest time a connection may sit idle between requests.
     pub idle_timeout: Duration,
+    /// Most concurrent connections over all services (`None`: derived from
+    /// the open-files limit).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ConnectionSettings {
@@ -30,6 +39,7 @@ impl Default for ConnectionSettings {
             limits: Limits::default(),
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(3600),
+            max_connections: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::allowlist::{strip_proxy, Allowlist};
 use crate::codec::{ParseError, Reply, Request, RequestKind, Status};
 use crate::dict::{DictError, SeqStep};
 use crate::flags;
+use crate::gate::GateError;
 use crate::registry::{OpenTable, Registry};
 use std::sync::{Arc, RwLock};
 
@@ -188,15 +189,9 @@ impl Handler {
                 let table =
                     self.registry
                         .instance(&table_name, instance_flags, instance_flags, writable);
-                let Ok(turn) = table.gate().enter().await else {
-                    return busy(reply, &table_name);
-                };
                 let this = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    let _turn = turn;
-                    this.registry.current(&table)
-                })
-                .await
+                let gate = table.gate().clone();
+                gate.run(move || this.registry.current(&table)).await
             }
         };
         let table = match opened {
@@ -209,8 +204,9 @@ impl Handler {
                 };
                 return reply;
             }
-            Err(join) => {
-                tracing::error!("table {table_name}: open failed: {join}");
+            Err(GateError::Busy) => return busy(reply, &table_name),
+            Err(err) => {
+                tracing::error!("table {table_name}: open failed: {err}");
                 reply.status = Status::Retry;
                 return reply;
             }
@@ -233,18 +229,12 @@ impl Handler {
         let outcome = if let Some(outcome) = fast {
             outcome
         } else {
-            let Ok(turn) = table.gate.enter().await else {
-                return busy(reply, &table_name);
-            };
             let t = table.clone();
-            let work = move || {
-                let _turn = turn;
-                run(&t, &req, request_flags)
-            };
-            match tokio::task::spawn_blocking(work).await {
+            match table.gate.run(move || run(&t, &req, request_flags)).await {
                 Ok(outcome) => outcome,
-                Err(join) => {
-                    tracing::error!("table {table_name}: {} failed: {join}", kind.name());
+                Err(GateError::Busy) => return busy(reply, &table_name),
+                Err(err) => {
+                    tracing::error!("table {table_name}: {} failed: {err}", kind.name());
                     Outcome::status(Status::Retry)
                 }
             }

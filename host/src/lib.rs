@@ -12,6 +12,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod dict;
+pub mod gate;
 pub use proxymapd_sdk::flags;
 pub mod handler;
 pub mod log_limit;

@@ -8,9 +8,8 @@
 //! Resources are bounded per table name: at most [`MAX_INSTANCES`] instances
 //! (different instance flags or services) are kept, the least recently used
 //! one is evicted to make room, and all instances of a name share one
-//! [`TableGate`] that bounds how many of its operations (opens included) run
-//! off the event loop at once, so a slow or hanging table cannot take the
-//! blocking threads other tables need.
+//! [`TableGate`], which decides how many of its blocking operations (opens
+//! included) run at once and where.
 
 use crate::dict::{Dict, MapTypes, OpenError};
 use crate::flags;
@@ -18,49 +17,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use crate::gate::TableGate;
 
 /// Most instances kept per table name; a new instance beyond this evicts
 /// the least recently used one (requests in flight keep theirs alive).
 pub const MAX_INSTANCES: usize = 8;
-
-/// Bounds the blocking work of one table name: how many operations may run
-/// off the event loop at once, and how long a request waits for a turn.
-pub struct TableGate {
-    permits: Arc<Semaphore>,
-    wait: Duration,
-}
-
-/// Why a request got no turn on its table: all turns stayed taken for the
-/// whole wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
-
-impl TableGate {
-    /// A gate letting `concurrency` operations run at once, each request
-    /// waiting at most `wait` for its turn.
-    pub fn new(concurrency: usize, wait: Duration) -> TableGate {
-        TableGate {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            wait,
-        }
-    }
-
-    /// Wait (asynchronously, holding no thread) for a turn; the turn is
-    /// given back when the permit is dropped, normally when the blocking
-    /// work ends.
-    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Busy> {
-        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Busy),
-        }
-    }
-
-    /// Turns free now.
-    pub fn available(&self) -> usize {
-        self.permits.available_permits()
-    }
-}
 
 /// Limits the registry applies to each table name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,237 @@
+//! Where and how much of a table's blocking work runs. Every operation that
+//! may block (opening a table, a lookup waiting for a lock, a plugin call)
+//! passes through the [`TableGate`] of its table name: at most
+//! `concurrency` of them run at once, a request waits for its turn
+//! asynchronously (holding no thread) and gives up with [`GateError::Busy`]
+//! after `wait`. Work of a table that has recently proved slow (one
+//! operation over [`SLOW`]) runs in the slow lane: a few threads at a lower
+//! CPU priority, so a hanging or CPU-bound table neither takes the blocking
+//! threads the other tables need nor the processor time their requests need.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// An operation slower than this marks its table slow.
+pub const SLOW: Duration = Duration::from_millis(50);
+
+/// How long a table stays marked slow after its last slow operation.
+pub const SLOW_FOR: Duration = Duration::from_secs(30);
+
+/// The nice value of the slow lane's threads.
+const SLOW_NICE: i32 = 10;
+
+/// Why an operation did not run to completion.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    /// Every turn stayed taken for the whole wait.
+    #[error("too busy: every turn taken for the whole wait")]
+    Busy,
+    /// The operation panicked.
+    #[error("operation panicked: {0}")]
+    Panicked(String),
+}
+
+/// Bounds the blocking work of one table name.
+pub struct TableGate {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+    /// Milliseconds since [`epoch`] until which the table counts as slow.
+    slow_until: AtomicU64,
+}
+
+/// A fixed origin for the gates' clocks.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
+}
+
+impl TableGate {
+    /// A gate letting `concurrency` operations run at once, each request
+    /// waiting at most `wait` for its turn.
+    pub fn new(concurrency: usize, wait: Duration) -> TableGate {
+        TableGate {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            wait,
+            slow_until: AtomicU64::new(0),
+        }
+    }
+
+    /// Turns free now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    /// True while the table counts as slow.
+    pub fn is_slow(&self) -> bool {
+        now_ms() < self.slow_until.load(Ordering::Relaxed)
+    }
+
+    /// Run `work` off the event loop in one of the table's turns: in tokio's
+    /// blocking pool, or in the slow lane while the table counts as slow.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GateError> {
+        let turn = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| GateError::Busy)?
+            .map_err(|_| GateError::Busy)?;
+        let started = Instant::now();
+        // The turn is held until the work ends, even when the request that
+        // started it has gone: the table's share stays bounded.
+        let timed = move || {
+            let _turn = turn;
+            work()
+        };
+        let result = if self.is_slow() {
+            slow_lane().run(timed).await
+        } else {
+            tokio::task::spawn_blocking(timed)
+                .await
+                .map_err(|e| GateError::Panicked(e.to_string()))
+        };
+        if started.elapsed() > SLOW {
+            let until = now_ms() + SLOW_FOR.as_millis() as u64;
+            self.slow_until.fetch_max(until, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A few low-priority threads running the work of slow tables in turn.
+struct SlowLane {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+fn slow_lane() -> &'static SlowLane {
+    static LANE: OnceLock<SlowLane> = OnceLock::new();
+    LANE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .max(2)
+            * 2;
+        for n in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("proxymapd-slow-{n}"))
+                .spawn(move || {
+                    // On Linux the nice value belongs to the calling thread;
+                    // a process already nicer than the lane stays as it is.
+                    // SAFETY: getpriority and setpriority take no pointers.
+                    unsafe {
+                        if libc::getpriority(libc::PRIO_PROCESS, 0) < SLOW_NICE {
+                            libc::setpriority(libc::PRIO_PROCESS, 0, SLOW_NICE);
+                        }
+                    }
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a slow-lane thread: {e}");
+            }
+        }
+        SlowLane {
+            jobs: Mutex::new(tx),
+        }
+    })
+}
+
+impl SlowLane {
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GateError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(work));
+            let _ = tx.send(result);
+        });
+        let sent = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job);
+        if sent.is_err() {
+            return Err(GateError::Panicked("the slow lane has stopped".into()));
+        }
+        match rx.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(GateError::Panicked("slow-lane work panicked".into())),
+            Err(_) => Err(GateError::Panicked("slow-lane work was dropped".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bounds_concurrency_and_gives_up_after_the_wait() {
+        let gate = Arc::new(TableGate::new(2, Duration::from_millis(200)));
+        let running = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let (gate, running, most) = (gate.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    gate.run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(150));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut busy = 0;
+        for t in tasks {
+            if t.await.unwrap() == Err(GateError::Busy) {
+                busy += 1;
+            }
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        // Two run at once for 150 ms each; a 200 ms wait admits four.
+        assert_eq!(busy, 2);
+        // Operations that slow mark the table slow.
+        assert!(gate.is_slow());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_tables_run_at_low_priority_and_panics_are_contained() {
+        let gate = TableGate::new(1, Duration::from_secs(5));
+        assert!(!gate.is_slow());
+        gate.run(|| std::thread::sleep(SLOW + Duration::from_millis(10)))
+            .await
+            .unwrap();
+        assert!(gate.is_slow());
+        // SAFETY: getpriority takes no pointers; errno is not consulted
+        // because a nice value of -1 is not expected here.
+        let nice = gate
+            .run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) })
+            .await
+            .unwrap();
+        assert!(nice >= SLOW_NICE, "nice {nice}");
+        let panicked = gate.run(|| panic!("on purpose")).await;
+        assert!(matches!(panicked, Err(GateError::Panicked(_))));
+        assert_eq!(gate.run(|| 7).await, Ok(7));
+    }
+}

@@ -1,8 +1,10 @@
 //! One client connection: greet, then read frames and answer them strictly in
 //! order (Postfix clients never pipeline, but pipelined frames are answered
-//! in order too). A started request must complete within the request
-//! deadline; idle connections close after the idle timeout; on shutdown the
-//! connection closes once no request is in flight.
+//! in order too). A started request must arrive whole within the request
+//! deadline, counted from its first byte (Postfix gives it 1 s); each read and
+//! each reply write is also bounded by the request timeout. Idle connections
+//! close after the idle timeout; on shutdown the connection closes once no
+//! request is in flight.
 
 use super::ConnectionSettings;
 use crate::codec::attr::Decoded;
@@ -12,7 +14,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
+use tracing::Instrument;
 
 /// Serve one connection until the client closes it, it times out, or the
 /// server shuts down.
@@ -34,6 +37,8 @@ pub async fn serve(
     let mut buf = vec![0u8; 16 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
+    // When the request being received must be complete; `None` while idle.
+    let mut deadline: Option<Instant> = None;
     loop {
         // Answer every complete frame already received.
         let mut offset = 0;
@@ -41,16 +46,23 @@ pub async fn serve(
             let (used, decoded) = decoder.feed(&pending[offset..]);
             offset += used;
             let Some(decoded) = decoded else { break };
-            let reply = match decoded {
-                Decoded::Frame(frame) => match request::parse(&frame) {
-                    Ok(req) => {
-                        let span = tracing::debug_span!("request", kind = req.kind.name(), table = %req.table);
-                        let _enter = span.enter();
-                        handler.handle(service, req).await
-                    }
-                    Err(err) => handler.reject(&err),
-                },
-                Decoded::Malformed(err) => {
+            // Bytes after this frame start the next request now.
+            deadline = None;
+            let parsed = match decoded {
+                Decoded::Frame(frame) => Ok(request::parse(&frame)),
+                Decoded::Oversized { frame, overflows } => {
+                    Ok(request::parse_oversized(&frame, &overflows))
+                }
+                Decoded::Malformed(err) => Err(err),
+            };
+            let reply = match parsed {
+                Ok(Ok(req)) => {
+                    let span =
+                        tracing::debug_span!("request", kind = req.kind.name(), table = %req.table);
+                    handler.handle(service, req).instrument(span).await
+                }
+                Ok(Err(err)) => handler.reject(&err),
+                Err(err) => {
                     tracing::warn!("malformed request: {err}");
                     Reply::status(None, false, Status::Bad)
                 }
@@ -71,31 +83,58 @@ pub async fn serve(
         }
         pending.drain(..offset);
         let idle = decoder.is_idle() && pending.is_empty();
-        if idle && *shutdown.borrow() {
-            return;
+        if idle {
+            deadline = None;
+            if *shutdown.borrow() {
+                return;
+            }
+        } else if deadline.is_none() {
+            // Unanswered bytes remain after a reply: a new request started.
+            deadline = Some(Instant::now() + settings.request_deadline);
         }
-        let wait = if idle {
-            settings.idle_timeout
-        } else {
-            settings.request_timeout
+        let now = Instant::now();
+        let wait_until = match deadline {
+            None => now + settings.idle_timeout,
+            Some(d) if now >= d => {
+                deadline_passed(service, &settings);
+                return;
+            }
+            Some(d) => d.min(now + settings.request_timeout),
         };
         let read = tokio::select! {
-            r = timeout(wait, stream.read(&mut buf)) => r,
+            r = timeout_at(wait_until, stream.read(&mut buf)) => r,
             _ = shutdown.changed(), if idle => continue,
         };
         match read {
             Ok(Ok(0)) => return,
-            Ok(Ok(n)) => pending.extend_from_slice(&buf[..n]),
+            Ok(Ok(n)) => {
+                if idle {
+                    // The first byte of a request: its deadline starts now.
+                    deadline = Some(Instant::now() + settings.request_deadline);
+                }
+                pending.extend_from_slice(&buf[..n]);
+            }
             Ok(Err(e)) => {
                 tracing::debug!("read failed: {e}");
                 return;
             }
             Err(_) => {
-                if !idle {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    deadline_passed(service, &settings);
+                } else if !idle {
                     tracing::warn!("timeout receiving request from {} client", service.name());
                 }
                 return;
             }
         }
     }
+}
+
+/// Log the one warning for a request that missed its deadline.
+fn deadline_passed(service: Service, settings: &ConnectionSettings) {
+    tracing::warn!(
+        "{} client did not send a whole request within {:?} of its first byte; closing the connection",
+        service.name(),
+        settings.request_deadline
+    );
 }

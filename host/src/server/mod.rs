@@ -17,8 +17,12 @@ pub struct ConnectionSettings {
     pub greeting: Greeting,
     /// Decoder bounds.
     pub limits: Limits,
-    /// Longest time to receive the rest of a started request and send its reply.
+    /// Longest wait for each read of a started request and for sending a
+    /// reply or the greeting.
     pub request_timeout: Duration,
+    /// Longest time from the first byte of a request to its last; the
+    /// connection is closed when it passes (Postfix's proxymap: 1 s).
+    pub request_deadline: Duration,
     /// Longest time a connection may sit idle between requests.
     pub idle_timeout: Duration,
 }
@@ -29,6 +33,7 @@ impl Default for ConnectionSettings {
             greeting: Greeting::Proxymap,
             limits: Limits::default(),
             request_timeout: Duration::from_secs(10),
+            request_deadline: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(3600),
         }
     }

@@ -3,7 +3,9 @@
 # machine (tests/install-deps.sh), builds proxymapd, its plugins (found beside
 # the binary without configuration) and the test plugins, then runs every
 # test of the workspace: unit, wire, CLI, interop with real Postfix clients,
-# plugin sandbox tests and the benchmark smoke run. Ends with one summary line.
+# plugin sandbox tests and the benchmark smoke run, after a short fuzz run of
+# the wire codec when a nightly toolchain is present. Ends with one summary
+# line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -21,6 +23,14 @@ for crate in tests/plugins/hostile examples/csv-table; do
 done
 
 cargo bench --workspace --locked --no-run
+
+# Short fuzz runs of the wire codec; they need a nightly toolchain, which CI
+# machines may lack, but a crash fails the run.
+if cargo +nightly --version > /dev/null 2>&1; then
+  bash codec/fuzz/smoke.sh
+else
+  echo "codec fuzz smoke run skipped: no nightly toolchain (cargo +nightly)"
+fi
 log=$(mktemp)
 set +e
 cargo test --workspace --lib --bins --tests --locked 2>&1 | tee "$log"

@@ -1,6 +1,7 @@
 //! Wire-level tests: exact reply bytes for every request shape and dialect,
-//! malformed and oversized input, denial, reload, reopen, broken tables,
-//! isolation of slow tables, many connections and graceful shutdown. Each
+//! malformed and oversized input, numbers as Postfix reads them, the
+//! request deadline, denial, reload, reopen, broken tables, isolation of
+//! slow tables, many connections and graceful shutdown. Each
 //! test checks that the server keeps serving afterwards.
 
 mod common;
@@ -263,9 +264,13 @@ fn denials_and_malformed_requests_get_exact_replies_and_the_server_keeps_serving
         ask(&mut s, b"\xff\xfe garbage\0\0\0"),
         b"status\x003\x00\x00"
     );
-    // Oversized key (max_string = 1024): BAD, and the connection stays usable.
+    // A key over max_string (1024 here) is not in any table: NOKEY, as
+    // Postfix answers a huge key; the connection stays usable.
     let huge = "k".repeat(100_000);
-    assert_eq!(ask(&mut s, &lookup(&virt, &huge)), b"status\x003\x00\x00");
+    assert_eq!(
+        ask(&mut s, &lookup(&virt, &huge)),
+        b"status\x001\x00value\x00\x00\x00"
+    );
     let many: Vec<(&str, &[u8])> = std::iter::repeat_n(("x", &b"y"[..]), 500).collect();
     assert_eq!(ask(&mut s, &frame(&many)), b"status\x003\x00\x00");
     assert_eq!(
@@ -526,4 +531,175 @@ fn instance_flags_dialect_on_the_write_service() {
     // Malformed 3.11+ requests get BAD in the 3.11+ shape.
     let bad = send(&mut w, base(b"lookup"), &[]);
     assert_eq!(bad, b"status\x003\x00flags\x000\x00value\x00\x00\x00");
+}
+
+const NOKEY: &[u8] = b"status\x001\x00value\x00\x00\x00";
+
+#[test]
+fn megabyte_keys_are_looked_up_and_bigger_ones_are_not_found() {
+    let long_key = "l".repeat(1_000_000);
+    let long_key2 = long_key.clone();
+    let srv = Server::start_toml(
+        "proxy_read_maps = \"proxy:texthash:$dir/virt proxy:texthash:$dir/long\"\n",
+        move |dir| {
+            tables(dir);
+            std::fs::write(dir.join("long"), format!("{long_key2} found\n")).unwrap();
+        },
+    );
+    let virt = format!("texthash:{}", srv.path("virt").display());
+    let long = format!("texthash:{}", srv.path("long").display());
+    let mut s = connect(&srv.proxymap, true);
+    // Default bounds: a 1,000,000-byte key is read and looked up like any other.
+    let key = "k".repeat(1_000_000);
+    assert_eq!(ask(&mut s, &lookup(&virt, &key)), NOKEY);
+    assert_eq!(
+        ask(&mut s, &lookup(&long, &long_key)),
+        b"status\x000\x00value\x00found\x00\x00"
+    );
+    assert_eq!(
+        ask(&mut s, &lookup(&virt, "second")),
+        b"status\x000\x00value\x00val2\x00\x00"
+    );
+    assert!(!srv.log_text().contains("size bound"), "{}", srv.log_text());
+    // Over the 1 MiB bound: dropped while streaming in, answered NOKEY.
+    let key = "k".repeat(2 * 1024 * 1024 + 1);
+    assert_eq!(ask(&mut s, &lookup(&virt, &key)), NOKEY);
+    let log = srv.wait_for_log("size bound");
+    assert!(log.contains("key of 2097153 bytes"), "{log}");
+    assert_eq!(log.matches("size bound").count(), 1, "{log}");
+    assert_eq!(
+        ask(&mut s, &lookup(&virt, "second")),
+        b"status\x000\x00value\x00val2\x00\x00"
+    );
+    // The same on the 3.11+ dialect: NOKEY in its shape, with the table's flags.
+    let c_lookup = frame(&[
+        ("request", b"lookup"),
+        ("table", virt.as_bytes()),
+        ("instance_flags", FLAGS),
+        ("flags", FLAGS),
+        ("key", key.as_bytes()),
+    ]);
+    assert_eq!(
+        ask(&mut s, &c_lookup),
+        b"status\x001\x00flags\x0016464\x00value\x00\x00\x00"
+    );
+}
+
+#[test]
+fn oversized_updates_and_deletes_never_touch_the_table() {
+    let srv = server(); // max_string = 1024
+    let db = format!("lmdb:{}", srv.path("db").display());
+    let mut w = connect(&srv.proxywrite, true);
+    let upd = |k: &[u8], v: &[u8]| {
+        frame(&[
+            ("request", b"update"),
+            ("table", db.as_bytes()),
+            ("flags", FLAGS),
+            ("key", k),
+            ("value", v),
+        ])
+    };
+    let big = vec![b'v'; 5000];
+    assert_eq!(ask(&mut w, &upd(b"k", &big)), b"status\x002\x00\x00");
+    assert_eq!(ask(&mut w, &upd(&big, b"v")), b"status\x002\x00\x00");
+    assert_eq!(ask(&mut w, &lookup(&db, "k")), NOKEY, "nothing was stored");
+    assert_eq!(ask(&mut w, &upd(b"k", b"small")), b"status\x000\x00\x00");
+    assert_eq!(ask(&mut w, &upd(b"k", &big)), b"status\x002\x00\x00");
+    let del = frame(&[
+        ("request", b"delete"),
+        ("table", db.as_bytes()),
+        ("flags", FLAGS),
+        ("key", &big),
+    ]);
+    assert_eq!(ask(&mut w, &del), b"status\x001\x00\x00");
+    assert_eq!(
+        ask(&mut w, &lookup(&db, "k")),
+        b"status\x000\x00value\x00small\x00\x00",
+        "the stored value was neither replaced nor truncated"
+    );
+    // An oversized attribute that is not a key or a value is BAD.
+    let huge_table = "t".repeat(5000);
+    assert_eq!(
+        ask(&mut w, &lookup(&huge_table, "k")),
+        b"status\x003\x00value\x00\x00\x00"
+    );
+    let log = srv.log_text();
+    assert_eq!(log.matches("answered Retry").count(), 3, "{log}");
+    assert_eq!(log.matches("answered NoKey").count(), 1, "{log}");
+}
+
+#[test]
+fn numbers_are_read_as_postfix_reads_them() {
+    let srv = server();
+    let virt = format!("texthash:{}", srv.path("virt").display());
+    let mut s = connect(&srv.proxymap, true);
+    let with_flags = |flags: &[u8]| {
+        frame(&[
+            ("request", b"lookup"),
+            ("table", virt.as_bytes()),
+            ("flags", flags),
+            ("key", b"second"),
+        ])
+    };
+    for flags in [&b" 16448"[..], b"+16448", b"99999999999"] {
+        assert_eq!(
+            ask(&mut s, &with_flags(flags)),
+            b"status\x000\x00value\x00val2\x00\x00",
+            "flags {:?}",
+            String::from_utf8_lossy(flags)
+        );
+    }
+    for flags in [&b"16448 "[..], b"0x10", b"", b"abc"] {
+        assert_eq!(
+            ask(&mut s, &with_flags(flags)),
+            b"status\x003\x00value\x00\x00\x00",
+            "flags {:?}",
+            String::from_utf8_lossy(flags)
+        );
+    }
+}
+
+#[test]
+fn a_request_must_arrive_within_a_second_of_its_first_byte() {
+    let srv = server();
+    let virt = format!("texthash:{}", srv.path("virt").display());
+    let req = lookup(&virt, "second");
+    // A trickling client: one byte every 300 ms is cut off after ~1 s.
+    let mut slow = connect(&srv.proxymap, true);
+    let mut writer = slow.try_clone().unwrap();
+    let bytes = req.clone();
+    let start = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        for b in bytes {
+            if writer.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let n = std::io::Read::read(&mut slow, &mut byte).unwrap_or(0);
+    let waited = start.elapsed();
+    assert_eq!(n, 0, "no reply, just a closed connection");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+    trickle.join().unwrap();
+    let log = srv.wait_for_log("of its first byte");
+    assert!(
+        log.contains("proxymap client did not send a whole request within 1s"),
+        "{log}"
+    );
+    // A request sent in two parts 200 ms apart is answered, and an idle
+    // pause longer than the deadline between requests is fine.
+    let mut s = connect(&srv.proxymap, true);
+    let (head, tail) = req.split_at(req.len() / 2);
+    s.write_all(head).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ask(&mut s, tail), b"status\x000\x00value\x00val2\x00\x00");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ask(&mut s, &req), b"status\x000\x00value\x00val2\x00\x00");
 }

@@ -49,10 +49,7 @@ impl Client {
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut client = Client {
             stream,
-            decoder: FrameDecoder::new(Limits {
-                max_string: 1 << 24,
-                max_attrs: 64,
-            }),
+            decoder: FrameDecoder::new(Limits::for_max_string(1 << 24)),
             pending: Vec::new(),
             buf: vec![0; 64 * 1024],
             out: Vec::with_capacity(512),
@@ -125,6 +122,10 @@ impl Client {
                 match out {
                     Some(Decoded::Frame(attrs)) => return Ok(ReplyAttrs(attrs)),
                     Some(Decoded::Malformed(e)) => bail!("malformed reply: {e}"),
+                    Some(Decoded::Oversized { overflows, .. }) => bail!(
+                        "reply value of {} bytes is over the client's bound",
+                        overflows[0].len
+                    ),
                     None => {}
                 }
             }

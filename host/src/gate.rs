@@ -4,9 +4,10 @@
 //! `concurrency` of them run at once, a request waits for its turn
 //! asynchronously (holding no thread) and gives up with [`GateError::Busy`]
 //! after `wait`. Work of a table that has recently proved slow (one
-//! operation over [`SLOW`]) runs in the slow lane: a few threads at a lower
-//! CPU priority, so a hanging or CPU-bound table neither takes the blocking
-//! threads the other tables need nor the processor time their requests need.
+//! operation over [`SLOW`]) runs in the slow lane: a few threads under the
+//! SCHED_IDLE policy, which get the processor only when nothing else wants
+//! it, so a hanging or CPU-bound table neither takes the blocking threads
+//! the other tables need nor delays their requests on the processor.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +21,6 @@ pub const SLOW: Duration = Duration::from_millis(50);
 
 /// How long a table stays marked slow after its last slow operation.
 pub const SLOW_FOR: Duration = Duration::from_secs(30);
-
-/// The nice value of the slow lane's threads.
-const SLOW_NICE: i32 = 10;
 
 /// Why an operation did not run to completion.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +106,7 @@ impl TableGate {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A few low-priority threads running the work of slow tables in turn.
+/// A few SCHED_IDLE threads running the work of slow tables in turn.
 struct SlowLane {
     jobs: Mutex<mpsc::Sender<Job>>,
 }
@@ -127,13 +125,15 @@ fn slow_lane() -> &'static SlowLane {
             let spawned = std::thread::Builder::new()
                 .name(format!("proxymapd-slow-{n}"))
                 .spawn(move || {
-                    // On Linux the nice value belongs to the calling thread;
-                    // a process already nicer than the lane stays as it is.
-                    // SAFETY: getpriority and setpriority take no pointers.
-                    unsafe {
-                        if libc::getpriority(libc::PRIO_PROCESS, 0) < SLOW_NICE {
-                            libc::setpriority(libc::PRIO_PROCESS, 0, SLOW_NICE);
-                        }
+                    // On Linux the policy belongs to the calling thread; any
+                    // thread may lower its own to SCHED_IDLE.
+                    let param = libc::sched_param { sched_priority: 0 };
+                    // SAFETY: param is valid for the call.
+                    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+                        tracing::warn!(
+                            "slow lane: cannot lower the thread's priority: {}",
+                            std::io::Error::last_os_error()
+                        );
                     }
                     loop {
                         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -223,13 +223,12 @@ mod tests {
             .await
             .unwrap();
         assert!(gate.is_slow());
-        // SAFETY: getpriority takes no pointers; errno is not consulted
-        // because a nice value of -1 is not expected here.
-        let nice = gate
-            .run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) })
+        // SAFETY: sched_getscheduler takes no pointers.
+        let policy = gate
+            .run(|| unsafe { libc::sched_getscheduler(0) })
             .await
             .unwrap();
-        assert!(nice >= SLOW_NICE, "nice {nice}");
+        assert_eq!(policy, libc::SCHED_IDLE);
         let panicked = gate.run(|| panic!("on purpose")).await;
         assert!(matches!(panicked, Err(GateError::Panicked(_))));
         assert_eq!(gate.run(|| 7).await, Ok(7));

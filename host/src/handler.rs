@@ -2,8 +2,9 @@
 //! proxymap answers it. Applies the service's allowlist, forces the update
 //! and delete flags, runs the table operation (off the event loop when the
 //! table may block, in one of the table's bounded turns) and maps outcomes
-//! onto status codes. Knows nothing of
-//! sockets; the server calls [`Handler::handle`] once per frame.
+//! onto status codes. A request whose key or value was too big to keep is
+//! answered (NOKEY, or RETRY for an update) without running it. Knows nothing
+//! of sockets; the server calls [`Handler::handle`] once per frame.
 
 use crate::allowlist::{strip_proxy, Allowlist};
 use crate::codec::{ParseError, Reply, Request, RequestKind, Status};
@@ -217,9 +218,27 @@ impl Handler {
             _ => req.flags,
         };
         let request_bits = req.flags;
-        let fast = match kind {
-            RequestKind::Open => Some(Outcome::status(Status::Ok)),
-            RequestKind::Lookup => table
+        let fast = match (kind, req.oversized) {
+            // A key or value over the decoder's bounds was dropped: no table
+            // holds such a key (Postfix answers NOKEY for a huge one), and a
+            // truncated update must never be stored.
+            (_, Some(big)) => {
+                let status = if kind == RequestKind::Update {
+                    Status::Retry
+                } else {
+                    Status::NoKey
+                };
+                tracing::warn!(
+                    "{} {} request for {table_name}: {} of {} bytes is over the size bound; answered {status:?} without running it",
+                    service.name(),
+                    kind.name(),
+                    big.name,
+                    big.len
+                );
+                Some(Outcome::status(status))
+            }
+            (RequestKind::Open, None) => Some(Outcome::status(Status::Ok)),
+            (RequestKind::Lookup, None) => table
                 .dict
                 .try_lookup(&req.key, request_flags)
                 .map(|result| lookup_outcome(&table_name, result)),

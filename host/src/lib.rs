@@ -1,15 +1,16 @@
 //! proxymapd: a wire-compatible replacement for Postfix's proxymap(8).
 //!
 //! Layers, from the wire inwards: [`codec`] (bytes ↔ requests and replies,
-//! no I/O), [`server`] (sockets, connections, deadlines, signals; knows no
-//! table formats), [`registry`] (shared open tables, allowlists, reopen on
-//! change) and [`dict`] (map types behind one trait). [`config`] builds the
+//! no I/O; the `proxymapd-codec` crate, re-exported here), [`server`]
+//! (sockets, connections, deadlines, signals; knows no table formats),
+//! [`registry`] (shared open tables, allowlists, reopen on change) and
+//! [`dict`] (map types behind one trait). [`config`] builds the
 //! settings from a Postfix configuration directory or our own TOML file.
 
 pub mod allowlist;
 pub mod bench;
 pub mod client;
-pub mod codec;
+pub use proxymapd_codec as codec;
 pub mod config;
 pub mod dict;
 pub mod gate;

@@ -2,7 +2,7 @@
 //! lookup reply. No table, no parsing beyond finding where a frame ends: the
 //! ceiling a proxymap server on this socket protocol and runtime can reach.
 
-use crate::codec::attr::{encode_attr, end_frame, Decoded};
+use crate::codec::attr::{encode_attr, end_frame};
 use crate::codec::{FrameDecoder, Greeting, Limits};
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -36,7 +36,7 @@ async fn serve(mut stream: UnixStream, greeting: Greeting) {
         while at < n {
             let (used, frame) = decoder.feed(&buf[at..n]);
             at += used;
-            if let Some(Decoded::Frame(_) | Decoded::Malformed(_)) = frame {
+            if frame.is_some() {
                 out.extend_from_slice(&reply);
             }
         }

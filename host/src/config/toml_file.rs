@@ -11,9 +11,11 @@
 //! proxy_write_maps = "proxy:lmdb:$config_dir/tables/cache"
 //! greeting = "auto"          # auto | none (Postfix 3.0-3.5) | proxymap (3.6+)
 //! smtputf8 = false           # full Unicode key folding
-//! request_timeout = 10       # seconds
+//! request_timeout = 10       # seconds per read of a request and per reply write
+//! request_deadline = 1       # seconds from a request's first byte to its last
 //! idle_timeout = 3600        # seconds
-//! max_string = 8192          # bytes per request attribute
+//! max_string = 1048576       # bytes per request attribute (longer keys: NOKEY)
+//! max_frame = 2162688        # bytes per request (default: 2 × max_string + 64 KiB)
 //! max_attrs = 64             # attributes per request
 //! # max_connections = 7680   # concurrent clients (default: open-files limit less a reserve)
 //! log_level = "info"
@@ -46,10 +48,13 @@ struct TomlConfig {
     smtputf8: bool,
     #[serde(default = "default_request_timeout")]
     request_timeout: u64,
+    #[serde(default = "default_request_deadline")]
+    request_deadline: f64,
     #[serde(default = "default_idle_timeout")]
     idle_timeout: u64,
     #[serde(default = "default_max_string")]
     max_string: usize,
+    max_frame: Option<usize>,
     #[serde(default = "default_max_attrs")]
     max_attrs: usize,
     max_connections: Option<usize>,
@@ -67,6 +72,9 @@ fn default_greeting() -> String {
 }
 fn default_request_timeout() -> u64 {
     10
+}
+fn default_request_deadline() -> f64 {
+    ConnectionSettings::default().request_deadline.as_secs_f64()
 }
 fn default_idle_timeout() -> u64 {
     3600
@@ -133,6 +141,15 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
     if cfg.request_timeout == 0 {
         return Err(bad("request_timeout", "must be at least 1 second".into()));
     }
+    if !(0.01..=3600.0).contains(&cfg.request_deadline) {
+        return Err(bad(
+            "request_deadline",
+            format!(
+                "{} is out of range; use 0.01 to 3600 seconds",
+                cfg.request_deadline
+            ),
+        ));
+    }
     if cfg.idle_timeout == 0 {
         return Err(bad("idle_timeout", "must be at least 1 second".into()));
     }
@@ -145,6 +162,20 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             format!("{} is too small; use at least 256", cfg.max_string),
         ));
     }
+    let mut limits = Limits::for_max_string(cfg.max_string);
+    if let Some(max_frame) = cfg.max_frame {
+        if max_frame < cfg.max_string {
+            return Err(bad(
+                "max_frame",
+                format!(
+                    "{max_frame} is smaller than max_string ({}); use at least that",
+                    cfg.max_string
+                ),
+            ));
+        }
+        limits.max_frame = max_frame;
+    }
+    limits.max_attrs = cfg.max_attrs;
     if cfg.max_attrs < 8 {
         return Err(bad(
             "max_attrs",
@@ -180,11 +211,9 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
         proxy_write_maps: expand(&cfg.proxy_write_maps),
         connection: ConnectionSettings {
             greeting,
-            limits: Limits {
-                max_string: cfg.max_string,
-                max_attrs: cfg.max_attrs,
-            },
+            limits,
             request_timeout: Duration::from_secs(cfg.request_timeout),
+            request_deadline: Duration::from_secs_f64(cfg.request_deadline),
             idle_timeout: Duration::from_secs(cfg.idle_timeout),
             max_connections: cfg.max_connections,
         },
@@ -224,6 +253,31 @@ mod tests {
         );
         assert_eq!(s.proxy_read_maps, "proxy:texthash:/etc/t");
         assert_eq!(s.connection.greeting, Greeting::None);
+        assert_eq!(s.connection.limits, Limits::default());
+        assert_eq!(s.connection.request_deadline, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn limits_and_deadline_are_configurable() {
+        let s = try_parse(
+            "queue_directory = \"/q\"\nmax_string = 1000\nmax_frame = 5000\nrequest_deadline = 0.5",
+        )
+        .unwrap();
+        let limits = s.connection.limits;
+        assert_eq!((limits.max_string, limits.max_frame), (1000, 5000));
+        assert_eq!(s.connection.request_deadline, Duration::from_millis(500));
+        let s =
+            try_parse("queue_directory = \"/q\"\nmax_string = 1000\nrequest_deadline = 3").unwrap();
+        assert_eq!(s.connection.limits.max_frame, 2000 + 64 * 1024);
+        assert_eq!(s.connection.request_deadline, Duration::from_secs(3));
+        let e = try_parse("queue_directory = \"/q\"\nmax_string = 1000\nmax_frame = 999")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`max_frame`"), "{e}");
+        let e = try_parse("queue_directory = \"/q\"\nrequest_deadline = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`request_deadline`"), "{e}");
     }
 
     #[test]

@@ -23,8 +23,12 @@ pub struct ConnectionSettings {
     pub greeting: Greeting,
     /// Decoder bounds.
     pub limits: Limits,
-    /// Longest time to receive the rest of a started request and send its reply.
+    /// Longest wait for each read of a started request and for sending a
+    /// reply or the greeting.
     pub request_timeout: Duration,
+    /// Longest time from the first byte of a request to its last; the
+    /// connection is closed when it passes (Postfix's proxymap: 1 s).
+    pub request_deadline: Duration,
     /// Longest time a connection may sit idle between requests.
     pub idle_timeout: Duration,
     /// Most concurrent connections over all services (`None`: derived from
@@ -38,6 +42,7 @@ impl Default for ConnectionSettings {
             greeting: Greeting::Proxymap,
             limits: Limits::default(),
             request_timeout: Duration::from_secs(10),
+            request_deadline: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(3600),
             max_connections: None,
         }

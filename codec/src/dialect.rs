@@ -5,7 +5,7 @@
 //! that does not. Whether a request carries `instance_flags` (3.11+) is told
 //! per request by the request parser, so only the greeting is configured.
 
-use super::attr::{encode_attr, end_frame};
+use crate::attr::{encode_attr, end_frame};
 
 /// Whether to greet clients, i.e. which Postfix generation we serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

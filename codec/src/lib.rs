@@ -1,6 +1,8 @@
 //! The proxymap wire codec: attr0 framing, request parsing and reply encoding.
 //!
-//! Nothing in this module performs I/O. The server feeds received bytes into a
+//! A crate of its own (`proxymapd-codec`), used by the proxymapd host as
+//! `proxymapd::codec` and by the fuzz targets in `codec/fuzz`, which build it
+//! without the rest of the server. Nothing in it performs I/O. The server feeds received bytes into a
 //! [`attr::FrameDecoder`], turns complete frames into [`request::Request`]s and
 //! writes the bytes produced by [`reply::Reply::encode`]. Every Postfix dialect
 //! (3.0–3.5 without greeting, 3.6–3.10 with greeting, 3.11+ with instance flags)
@@ -11,7 +13,7 @@ pub mod dialect;
 pub mod reply;
 pub mod request;
 
-pub use attr::{Attr, Frame, FrameDecoder, FrameError, Limits};
+pub use attr::{Attr, Decoded, Frame, FrameDecoder, FrameError, Limits, Overflow};
 pub use dialect::Greeting;
 pub use reply::{Reply, Status};
-pub use request::{ParseError, Request, RequestKind};
+pub use request::{Oversized, ParseError, Request, RequestKind};

@@ -4,8 +4,8 @@
 //! that carried `instance_flags`) add `flags` right after it; `open` replies
 //! always carry `flags`. Lookups add `value`, sequences `key` and `value`.
 
-use super::attr::{encode_attr, encode_num, end_frame};
-use super::request::RequestKind;
+use crate::attr::{encode_attr, encode_num, end_frame};
+use crate::request::RequestKind;
 
 /// Postfix's proxymap status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -594,3 +594,57 @@ fn a_client_that_only_shuts_down_its_sending_side_still_gets_its_answer() {
         "{text:?}"
     );
 }
+
+#[test]
+fn unfinished_requests_of_all_clients_share_one_memory_budget() {
+    use std::io::{Read, Write};
+    let srv = common::Server::start_toml(
+        "proxy_read_maps = \"proxy:texthash:$dir/good\"\n\
+         request_deadline = 30.0\nmax_request_memory = 1048576\n",
+        |dir| std::fs::write(dir.join("good"), "alive yes\n").unwrap(),
+    );
+    let good = format!("texthash:{}", srv.path("good").display());
+    // 40 clients each start a 200 KB key and stop there: 8 MB together,
+    // eight times the budget.
+    let mut trickled = Vec::new();
+    for _ in 0..40 {
+        let mut s = std::os::unix::net::UnixStream::connect(&srv.proxymap).unwrap();
+        let mut greeting = [0u8; 28];
+        s.read_exact(&mut greeting).unwrap();
+        let mut start = common::frame(&[
+            ("request", b"lookup"),
+            ("table", good.as_bytes()),
+            ("flags", b"524353"),
+        ]);
+        start.pop();
+        start.extend_from_slice(b"key\0");
+        start.extend(std::iter::repeat_n(b'k', 200_000));
+        // The server may close the connection while we write.
+        let _ = s.write_all(&start);
+        trickled.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // The clients over the budget were closed: reading gives EOF (or a
+    // reset), not a timeout.
+    let mut closed = 0;
+    for s in &mut trickled {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match s.read(&mut byte) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => closed += 1,
+            _ => {}
+        }
+    }
+    assert!(closed >= 30, "only {closed} of 40 closed");
+    assert!(closed < 40, "every client closed: the budget admits a few");
+    let log = srv.wait_for_log("max_request_memory");
+    assert!(log.contains("closing this one"), "{log}");
+    // Ordinary requests are still answered.
+    let mut c = Client::connect(&srv.proxymap, true).unwrap();
+    assert_eq!(
+        c.lookup(&good, REQ, b"alive").unwrap().get("value"),
+        Some(&b"yes"[..])
+    );
+}

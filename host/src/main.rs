@@ -397,7 +397,7 @@ fn connection_budget(settings: &Settings) -> Arc<listener::ConnectionBudget> {
         );
     }
     tracing::info!("at most {max} concurrent connections");
-    listener::ConnectionBudget::new(max)
+    listener::ConnectionBudget::new(max, settings.connection.max_request_memory)
 }
 
 fn check(args: &ConfigArgs) -> Result<i32> {

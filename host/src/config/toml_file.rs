@@ -18,6 +18,7 @@
 //! max_frame = 2162688        # bytes per request (default: 2 × max_string + 64 KiB)
 //! max_attrs = 64             # attributes per request
 //! # max_connections = 7680   # concurrent clients (default: open-files limit less a reserve)
+//! # max_request_memory = 268435456  # bytes of unfinished requests, all clients together
 //! log_level = "info"
 //! plugin_dirs = ["/etc/proxymapd/plugins"]   # searched before the shipped plugins
 //! plugin_cache_dir = "/var/cache/proxymapd"  # compiled plugins
@@ -58,6 +59,7 @@ struct TomlConfig {
     #[serde(default = "default_max_attrs")]
     max_attrs: usize,
     max_connections: Option<usize>,
+    max_request_memory: Option<usize>,
     #[serde(default = "default_log_level")]
     log_level: String,
     #[serde(default)]
@@ -216,6 +218,9 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             request_deadline: Duration::from_secs_f64(cfg.request_deadline),
             idle_timeout: Duration::from_secs(cfg.idle_timeout),
             max_connections: cfg.max_connections,
+            max_request_memory: cfg
+                .max_request_memory
+                .unwrap_or(ConnectionSettings::default().max_request_memory),
         },
         utf8: cfg.smtputf8,
         log_level: cfg.log_level,

@@ -8,6 +8,7 @@
 //! answered abandons it: a wait for a table's turn ends at once, and work
 //! already running finishes within its table's bounds.
 
+use super::request_memory::Charge;
 use super::ConnectionSettings;
 use crate::codec::attr::Decoded;
 use crate::codec::{request, FrameDecoder, Reply, Status};
@@ -27,6 +28,7 @@ pub async fn serve(
     handler: Arc<Handler>,
     settings: ConnectionSettings,
     mut shutdown: watch::Receiver<bool>,
+    mut charge: Charge,
 ) {
     let greeting = settings.greeting.bytes();
     if !greeting.is_empty() {
@@ -91,6 +93,15 @@ pub async fn serve(
             }
         }
         pending.drain(..offset);
+        if !charge.hold(decoder.buffered() + pending.len()) {
+            crate::warn_limited!(
+                "request memory",
+                "{} client: unfinished requests of all clients hold more than max_request_memory; closing this one, which holds {} bytes",
+                service.name(),
+                decoder.buffered() + pending.len()
+            );
+            return;
+        }
         let idle = decoder.is_idle() && pending.is_empty();
         if idle {
             deadline = None;

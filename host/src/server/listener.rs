@@ -8,6 +8,7 @@
 //! and takes the reserve back, for the same reason; other accept errors are
 //! retried after a short pause. All of these warnings are rate-limited.
 
+use super::request_memory::{Charge, RequestMemory};
 use super::socket::BoundService;
 use super::{connection, ConnectionSettings};
 use crate::handler::Handler;
@@ -21,6 +22,8 @@ use tokio::sync::watch;
 pub struct ConnectionBudget {
     open: AtomicUsize,
     max: usize,
+    /// The memory all connections' unfinished requests may hold.
+    request_memory: Arc<RequestMemory>,
 }
 
 /// One admitted connection; dropping it gives the slot back.
@@ -33,11 +36,13 @@ impl Drop for Slot {
 }
 
 impl ConnectionBudget {
-    /// A budget of `max` concurrent connections.
-    pub fn new(max: usize) -> Arc<ConnectionBudget> {
+    /// A budget of `max` concurrent connections whose unfinished requests
+    /// hold at most `request_memory` bytes together.
+    pub fn new(max: usize, request_memory: usize) -> Arc<ConnectionBudget> {
         Arc::new(ConnectionBudget {
             open: AtomicUsize::new(0),
             max,
+            request_memory: RequestMemory::new(request_memory),
         })
     }
 
@@ -133,12 +138,13 @@ pub async fn run(
                     };
                     served += 1;
                     active.fetch_add(1, Ordering::SeqCst);
+                    let charge = Charge::new(budget.request_memory.clone());
                     let (handler, rx, active, done) = (handler.clone(), shutdown.clone(), active.clone(), done.clone());
                     let service = bound.service;
                     tokio::spawn(async move {
                         let span = tracing::debug_span!("connection", service = service.name(), id = served);
                         let _ = tracing::Instrument::instrument(
-                            connection::serve(stream, service, handler, settings, rx),
+                            connection::serve(stream, service, handler, settings, rx, charge),
                             span,
                         ).await;
                         drop(slot);
@@ -181,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_budget_admits_up_to_its_cap_and_takes_slots_back() {
-        let budget = ConnectionBudget::new(2);
+        let budget = ConnectionBudget::new(2, 1 << 20);
         let a = budget.admit().expect("first");
         let _b = budget.admit().expect("second");
         assert!(budget.admit().is_none());

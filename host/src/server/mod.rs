@@ -3,7 +3,8 @@
 //! new connections; requests in flight finish) and configuration reload on
 //! SIGHUP without dropping connections. One server per socket directory
 //! ([`instance_lock`]); the open-files limit is raised at start
-//! ([`fd_limit`]) and concurrent connections are capped ([`listener`]).
+//! ([`fd_limit`]), concurrent connections are capped ([`listener`]) and so is
+//! the memory their unfinished requests hold ([`request_memory`]).
 //! Knows nothing of table formats: every decoded request goes to the
 //! [`Handler`](crate::handler::Handler).
 
@@ -11,6 +12,7 @@ pub mod connection;
 pub mod fd_limit;
 pub mod instance_lock;
 pub mod listener;
+pub mod request_memory;
 pub mod socket;
 
 use crate::codec::{Greeting, Limits};
@@ -34,6 +36,9 @@ pub struct ConnectionSettings {
     /// Most concurrent connections over all services (`None`: derived from
     /// the open-files limit).
     pub max_connections: Option<usize>,
+    /// Most bytes of unfinished requests held over all connections
+    /// ([`request_memory`]).
+    pub max_request_memory: usize,
 }
 
 impl Default for ConnectionSettings {
@@ -45,6 +50,7 @@ impl Default for ConnectionSettings {
             request_deadline: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(3600),
             max_connections: None,
+            max_request_memory: 256 << 20,
         }
     }
 }

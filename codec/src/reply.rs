@@ -5,7 +5,7 @@
 //! always carry `flags`. Lookups add `value`, sequences `key` and `value`.
 
 use crate::attr::{encode_attr, encode_num, end_frame};
-use crate::request::RequestKind;
+use crate::request::{ParseError, RequestKind};
 
 /// Postfix's proxymap status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,21 @@ impl Reply {
             flags: 0,
             key: Vec::new(),
             value: Vec::new(),
+        }
+    }
+
+    /// The BAD reply to a frame that did not parse: shaped for its request
+    /// when the request is known, the bare status otherwise.
+    pub fn rejecting(err: &ParseError) -> Reply {
+        match err {
+            ParseError::NoRequest | ParseError::UnknownRequest(_) => {
+                Reply::status(None, false, Status::Bad)
+            }
+            ParseError::BadAttributes {
+                kind,
+                instance_flags,
+                ..
+            } => Reply::status(Some(*kind), *instance_flags, Status::Bad),
         }
     }
 

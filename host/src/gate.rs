@@ -3,8 +3,8 @@
 //! passes through the [`TableGate`] of its table name: at most
 //! `concurrency` of them run at once, a request waits for its turn
 //! asynchronously (holding no thread) and gives up with [`GateError::Busy`]
-//! after `wait`. Work of a table that has recently proved slow (one
-//! operation over [`SLOW`]) runs in the slow lane: a few threads under the
+//! after about `wait` (±25 %). Work of a table that recently proved slow (one
+//! operation of [`SLOW`] or more) runs in the slow lane: a few threads under the
 //! SCHED_IDLE policy, which get the processor only when nothing else wants
 //! it, so a hanging or CPU-bound table neither takes the blocking threads
 //! the other tables need nor delays their requests on the processor.
@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-/// An operation slower than this marks its table slow.
-pub const SLOW: Duration = Duration::from_millis(50);
+/// An operation that takes this long (a plugin's default time limit) marks
+/// its table slow: far beyond what a healthy table takes, since slow-lane
+/// work gets the processor only when it is otherwise idle.
+pub const SLOW: Duration = Duration::from_secs(1);
 
 /// How long a table stays marked slow after its last slow operation.
 pub const SLOW_FOR: Duration = Duration::from_secs(30);
@@ -78,7 +80,10 @@ impl TableGate {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, GateError> {
-        let turn = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+        // Jittered (±25 %), so that clients which all came at once to a
+        // hanging table do not all get their RETRY, and come back, at once.
+        let wait = self.wait.mul_f64(0.75 + fastrand::f64() / 2.0);
+        let turn = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| GateError::Busy)?
             .map_err(|_| GateError::Busy)?;
@@ -96,7 +101,7 @@ impl TableGate {
                 .await
                 .map_err(|e| GateError::Panicked(e.to_string()))
         };
-        if started.elapsed() > SLOW {
+        if started.elapsed() >= SLOW {
             let until = now_ms() + SLOW_FOR.as_millis() as u64;
             self.slow_until.fetch_max(until, Ordering::Relaxed);
         }
@@ -185,7 +190,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bounds_concurrency_and_gives_up_after_the_wait() {
-        let gate = Arc::new(TableGate::new(2, Duration::from_millis(200)));
+        let gate = Arc::new(TableGate::new(2, Duration::from_millis(1500)));
         let running = Arc::new(AtomicU64::new(0));
         let most = Arc::new(AtomicU64::new(0));
         let tasks: Vec<_> = (0..6)
@@ -195,7 +200,7 @@ mod tests {
                     gate.run(move || {
                         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(now, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(150));
+                        std::thread::sleep(SLOW);
                         running.fetch_sub(1, Ordering::SeqCst);
                     })
                     .await
@@ -209,7 +214,7 @@ mod tests {
             }
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
-        // Two run at once for 150 ms each; a 200 ms wait admits four.
+        // Two run at once for SLOW (1 s) each; a 1.5 s wait (±25 %) admits four.
         assert_eq!(busy, 2);
         // Operations that slow mark the table slow.
         assert!(gate.is_slow());

@@ -129,16 +129,7 @@ impl Handler {
     /// The reply to a frame that did not parse.
     pub fn reject(&self, err: &ParseError) -> Reply {
         crate::warn_limited!("unparsable request", "{err}");
-        match err {
-            ParseError::NoRequest | ParseError::UnknownRequest(_) => {
-                Reply::status(None, false, Status::Bad)
-            }
-            ParseError::BadAttributes {
-                kind,
-                instance_flags,
-                ..
-            } => Reply::status(Some(*kind), *instance_flags, Status::Bad),
-        }
+        Reply::rejecting(err)
     }
 
     /// Answer one request on `service`.

@@ -10,7 +10,7 @@
 
 use proxymapd_codec::attr::{encode_attr, encode_num, end_frame, Decoded, FrameDecoder, Limits};
 use proxymapd_codec::reply::{Reply, Status};
-use proxymapd_codec::request::{self, ParseError, Request, RequestKind};
+use proxymapd_codec::request::{self, Request, RequestKind};
 
 const STATUSES: [Status; 6] = [
     Status::Ok,
@@ -48,24 +48,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         };
         match parsed {
             (Ok(req), dropped) => check_request(&req, dropped, data.len()),
-            (Err(err), _) => check_reply(&bad_reply(&err)),
+            (Err(err), _) => check_reply(&Reply::rejecting(&err)),
         }
     }
 });
-
-/// The reply the server sends for a frame that did not parse.
-fn bad_reply(err: &ParseError) -> Reply {
-    match err {
-        ParseError::NoRequest | ParseError::UnknownRequest(_) => {
-            Reply::status(None, false, Status::Bad)
-        }
-        ParseError::BadAttributes {
-            kind,
-            instance_flags,
-            ..
-        } => Reply::status(Some(*kind), *instance_flags, Status::Bad),
-    }
-}
 
 fn check_request(req: &Request, dropped: bool, seed: usize) {
     match req.oversized {

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod componentize;
 pub mod instance;
 pub mod manifest;
+mod runaway_keys;
 pub mod table;
 pub mod trusted_dir;
 

@@ -8,6 +8,7 @@ use super::instance::{
     describe_trap, is_timeout, CallError, Instance, InstanceSpec, WitError, WitOpenRequest,
     WitSeqStep,
 };
+use super::runaway_keys::{self, RunawayKeys};
 use crate::dict::stamp::{load_stable, Unstable};
 use crate::dict::{Dict, DictError, Entry, FileStamp, OpenError, SeqStep};
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct PluginTable {
     fast_streak: AtomicU32,
     /// Lookups may run on the event loop.
     inline: AtomicBool,
+    /// Keys whose lookup ran into the time limit lately.
+    runaway: RunawayKeys,
 }
 
 fn plugin_error(e: WitError) -> DictError {
@@ -114,6 +117,7 @@ impl PluginTable {
             sequencer: Mutex::new(None),
             fast_streak: AtomicU32::new(0),
             inline: AtomicBool::new(false),
+            runaway: RunawayKeys::default(),
         })
     }
 
@@ -123,6 +127,15 @@ impl PluginTable {
         what: &str,
         call: impl FnOnce(&mut Instance) -> Result<T, CallError>,
     ) -> Result<T, DictError> {
+        self.call(call).map_err(|e| self.failed(what, e))
+    }
+
+    /// Run `call` on an instance of the pool; an instance that traps is
+    /// discarded.
+    fn call<T>(
+        &self,
+        call: impl FnOnce(&mut Instance) -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
         let mut instance = {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             loop {
@@ -137,7 +150,7 @@ impl PluginTable {
                         Err(e) => {
                             self.pool.lock().unwrap_or_else(|e| e.into_inner()).live -= 1;
                             self.returned.notify_one();
-                            return Err(self.failed(what, e));
+                            return Err(e);
                         }
                     }
                 }
@@ -153,18 +166,17 @@ impl PluginTable {
                 pool.live -= 1;
                 drop(pool);
                 self.returned.notify_one();
-                Err(self.failed(what, CallError::Trap(t)))
+                Err(CallError::Trap(t))
             }
             other => {
                 pool.idle.push(instance);
                 drop(pool);
                 self.returned.notify_one();
-                other.map_err(|e| self.failed(what, e))
+                other
             }
         }
     }
 
-    /// Promote the table to event-loop lookups after a run of fast calls.
     /// Start another instance of the pool. It reads the table's files again,
     /// so it must see them as the table opened them: a file changed since
     /// (the table is reopened on the next request) or while this instance
@@ -187,6 +199,7 @@ impl PluginTable {
         Ok(instance)
     }
 
+    /// Promote the table to event-loop lookups after a run of fast calls.
     fn note_duration(&self, took: std::time::Duration) {
         if took <= FAST_CALL {
             if self.fast_streak.fetch_add(1, Ordering::Relaxed) + 1 >= PROMOTE_AFTER {
@@ -238,7 +251,15 @@ impl Dict for PluginTable {
     }
 
     fn lookup(&self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, DictError> {
-        let value = self.with("lookup", |i| {
+        if let Some(ago) = self.runaway.recent(key, flags) {
+            return Err(DictError::Retry(format!(
+                "plugin {}: this key's lookup ran out of time {}s ago; not tried again for {}s",
+                self.spec.plugin,
+                ago.as_secs(),
+                runaway_keys::COOL_DOWN.as_secs()
+            )));
+        }
+        let value = self.call(|i| {
             let v = i.lookup(key, flags)?;
             // Tables learn TRY0NULL/TRY1NULL on their first hits; ask for
             // the flags again only while neither has been ruled out.
@@ -249,6 +270,12 @@ impl Dict for PluginTable {
                 }
             }
             Ok(v)
+        });
+        let value = value.map_err(|e| {
+            if matches!(&e, CallError::Trap(t) if is_timeout(t)) {
+                self.runaway.note(key, flags);
+            }
+            self.failed("lookup", e)
         })?;
         self.bounded(value)
     }

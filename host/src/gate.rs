@@ -7,7 +7,9 @@
 //! operation of [`SLOW`] or more) runs in the slow lane: a few threads under the
 //! SCHED_IDLE policy, which get the processor only when nothing else wants
 //! it, so a hanging or CPU-bound table neither takes the blocking threads
-//! the other tables need nor delays their requests on the processor.
+//! the other tables need nor delays their requests on the processor. Its
+//! RETRY answers are paced to [`SLOW`], so clients retrying at once do not
+//! turn a hanging table into a flood of requests.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +74,18 @@ impl TableGate {
     /// True while the table counts as slow.
     pub fn is_slow(&self) -> bool {
         now_ms() < self.slow_until.load(Ordering::Relaxed)
+    }
+
+    /// Hold a RETRY answer of a slow table until its request is about
+    /// [`SLOW`] old (±25 %), as a hanging table would have: a client that retries at once
+    /// then loops at the pace the table would set, without the table
+    /// spending anything (the wait is a timer, not a thread).
+    pub async fn pace_retry(&self, started: tokio::time::Instant) {
+        if self.is_slow() {
+            // Jittered, like the turn wait, so retries do not come in waves.
+            let pace = SLOW.mul_f64(0.75 + fastrand::f64() / 2.0);
+            tokio::time::sleep_until(started + pace).await;
+        }
     }
 
     /// Run `work` off the event loop in one of the table's turns: in tokio's

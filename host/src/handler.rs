@@ -134,6 +134,7 @@ impl Handler {
 
     /// Answer one request on `service`.
     pub async fn handle(self: &Arc<Self>, service: Service, req: Request) -> Reply {
+        let started = tokio::time::Instant::now();
         let kind = req.kind;
         let dialect_c = req.has_instance_flags();
         let mut reply = Reply::status(Some(kind), dialect_c, Status::Ok);
@@ -255,6 +256,9 @@ impl Handler {
                 kind.name(),
                 outcome.status
             );
+        }
+        if outcome.status == Status::Retry {
+            table.gate.pace_retry(started).await;
         }
         reply.status = outcome.status;
         reply.key = outcome.key;

@@ -199,6 +199,19 @@ impl PluginTable {
         Ok(instance)
     }
 
+    /// RETRY for a key whose lookup ran out of time lately.
+    fn runaway_retry(&self, key: &[u8], flags: u32) -> Result<(), DictError> {
+        match self.runaway.recent(key, flags) {
+            None => Ok(()),
+            Some(ago) => Err(DictError::Retry(format!(
+                "plugin {}: this key's lookup ran out of time {}s ago; not tried again for {}s",
+                self.spec.plugin,
+                ago.as_secs(),
+                runaway_keys::COOL_DOWN.as_secs()
+            ))),
+        }
+    }
+
     /// Promote the table to event-loop lookups after a run of fast calls.
     fn note_duration(&self, took: std::time::Duration) {
         if took <= FAST_CALL {
@@ -251,14 +264,7 @@ impl Dict for PluginTable {
     }
 
     fn lookup(&self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, DictError> {
-        if let Some(ago) = self.runaway.recent(key, flags) {
-            return Err(DictError::Retry(format!(
-                "plugin {}: this key's lookup ran out of time {}s ago; not tried again for {}s",
-                self.spec.plugin,
-                ago.as_secs(),
-                runaway_keys::COOL_DOWN.as_secs()
-            )));
-        }
+        self.runaway_retry(key, flags)?;
         let value = self.call(|i| {
             let v = i.lookup(key, flags)?;
             // Tables learn TRY0NULL/TRY1NULL on their first hits; ask for
@@ -281,6 +287,10 @@ impl Dict for PluginTable {
     }
 
     fn try_lookup(&self, key: &[u8], flags: u32) -> Option<Result<Option<Vec<u8>>, DictError>> {
+        // A runaway key is answered on the event loop: nothing to run.
+        if let Err(e) = self.runaway_retry(key, flags) {
+            return Some(Err(e));
+        }
         if !self.inline.load(Ordering::Relaxed) {
             return None;
         }

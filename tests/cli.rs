@@ -250,3 +250,22 @@ fn a_socket_served_by_another_program_is_not_taken_over() {
     let _ = child.wait();
     assert!(served, "proxymapd replaced the stale socket and answered");
 }
+
+/// Integration tests live in the workspace's `tests/` and are listed by hand
+/// in `host/Cargo.toml`; a file missing there would silently never compile.
+#[test]
+fn every_integration_test_file_is_listed_in_the_host_manifest() {
+    let host = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(host.join("Cargo.toml")).unwrap();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(host.join("../tests")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".rs") && !manifest.contains(&format!("path = \"../tests/{name}\"")) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "tests/{missing:?} not listed as [[test]] in host/Cargo.toml: they never run"
+    );
+}

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The proxymapd test command: installs what the tests need on a fresh Debian
 # machine (tests/install-deps.sh), builds proxymapd, its plugins (found beside
-# the binary without configuration) and the test plugins, then runs every
-# test of the workspace: unit, wire, CLI, interop with real Postfix clients,
-# plugin sandbox tests and the benchmark smoke run, after a short fuzz run of
-# the wire codec when a nightly toolchain is present. Ends with one summary
-# line.
+# the binary without configuration) and the test plugins, checks formatting,
+# lints and documentation, then runs every test of the workspace: unit,
+# wire, CLI, interop with real Postfix clients, plugin sandbox tests and the
+# benchmark smoke run, after a short fuzz run of the wire codec when a
+# nightly toolchain is present. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -23,6 +23,11 @@ for crate in tests/plugins/hostile examples/csv-table; do
 done
 
 cargo bench --workspace --locked --no-run
+
+# Guard rails: formatting, lints (warnings denied) and documentation.
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 # Short fuzz runs of the wire codec; they need a nightly toolchain, which CI
 # machines may lack, but a crash fails the run.

@@ -1,7 +1,7 @@
 //! Settings from a Postfix configuration directory: the same values Postfix
 //! itself would use. With `postconf` installed we ask it (`postconf -c DIR
 //! -xh`), so `$parameter` expansion and built-in defaults are Postfix's own;
-//! without it we read main.cf with [`MainCf`](super::main_cf::MainCf).
+//! without it we read main.cf with [`super::main_cf::MainCf`].
 
 use super::main_cf::MainCf;
 use super::{ConfigSource, Settings};

@@ -4,7 +4,7 @@
 //! carries LOCK (shared to read, exclusive to write), keys and values with a
 //! trailing NUL (learned per table: TRY1NULL/TRY0NULL), FOLD_FIX folding.
 //! Every instance of one file shares its environment and lock
-//! ([`LmdbFile`]), so there is one writer per file in the process.
+//! (`LmdbFile`), so there is one writer per file in the process.
 
 use super::lmdb_env::{Env, LmdbError};
 use super::lmdb_file::LmdbFile;

@@ -108,7 +108,8 @@ unsafe fn copy(v: &ffi::MDB_val) -> Vec<u8> {
     if v.mv_size == 0 {
         Vec::new()
     } else {
-        std::slice::from_raw_parts(v.mv_data as *const u8, v.mv_size).to_vec()
+        // SAFETY: the caller guarantees v describes mv_size valid bytes.
+        unsafe { std::slice::from_raw_parts(v.mv_data as *const u8, v.mv_size).to_vec() }
     }
 }
 
@@ -243,6 +244,7 @@ impl Env {
             let mut k = empty_val();
             let mut v = empty_val();
             let rc = match after {
+                // SAFETY: cursor is live; k and v are out-parameters.
                 None => unsafe { ffi::mdb_cursor_get(cursor, &mut k, &mut v, ffi::MDB_FIRST) },
                 Some(prev) => {
                     k = val(prev);
@@ -251,6 +253,7 @@ impl Env {
                         unsafe { ffi::mdb_cursor_get(cursor, &mut k, &mut v, ffi::MDB_SET_RANGE) };
                     // SAFETY: on success k points into the map.
                     if rc == 0 && unsafe { copy(&k) } == prev {
+                        // SAFETY: cursor is live and positioned.
                         unsafe { ffi::mdb_cursor_get(cursor, &mut k, &mut v, ffi::MDB_NEXT) }
                     } else {
                         rc

@@ -2,7 +2,7 @@
 //! single Postfix file lock per file (device + inode), shared by every table
 //! instance that names the file, whatever its instance flags and on either
 //! service. Environments are opened with MDB_NOLOCK, so LMDB itself does not
-//! coordinate transactions: the [`LmdbFile`]'s read-write lock does. Reads
+//! coordinate transactions: the `LmdbFile`'s read-write lock does. Reads
 //! share it, writes (and map resizes) hold it alone, so there is one writer
 //! per file in the process and no read overlaps a commit. fcntl(2) locks
 //! belong to the process, which is why two environments of one file would

@@ -4,7 +4,7 @@
 //! compiles nothing. Loading native code bypasses both the sandbox and the
 //! manifest's digest pin, so the cache lives in a [`TrustedDir`] (checked
 //! ownership and modes; opening the cache fails otherwise) and each entry is
-//! an [`artifact`](super::artifact) bound to the exact component bytes it was
+//! an `artifact` bound to the exact component bytes it was
 //! compiled from. An entry that is not trusted, belongs to another component
 //! or is damaged is logged and compiled afresh, never loaded. Entries are
 //! written to a private temporary file and renamed.

@@ -9,10 +9,16 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, ResourceAny};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 
-wasmtime::component::bindgen!({
-    world: "plugin",
-    path: "../wit",
-});
+/// Bindings generated from the WIT world (`wit/`).
+#[allow(missing_docs)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../wit",
+    });
+}
+use bindings::*;
+pub use bindings::{Plugin, PluginPre};
 
 pub use exports::proxymapd::dict::dict::{
     Error as WitError, OpenRequest as WitOpenRequest, SeqStep as WitSeqStep,

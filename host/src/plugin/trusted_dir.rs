@@ -189,6 +189,7 @@ impl TrustedDir {
         // A temporary file left by a crashed run of this PID is ours to replace.
         // SAFETY: unlinkat/openat on our directory descriptor with valid C strings.
         unsafe { libc::unlinkat(self.fd.as_raw_fd(), tmp.as_ptr(), 0) };
+        // SAFETY: openat on our directory descriptor with a valid C string.
         let raw = unsafe {
             libc::openat(
                 self.fd.as_raw_fd(),
@@ -204,8 +205,8 @@ impl TrustedDir {
         let mut file = unsafe { File::from_raw_fd(raw) };
         let written = file.write_all(bytes).and_then(|()| file.sync_all());
         drop(file);
-        // SAFETY: renameat/unlinkat within our directory with valid C strings.
         let renamed = written.and_then(|()| {
+            // SAFETY: renameat within our directory with valid C strings.
             let rc = unsafe {
                 libc::renameat(
                     self.fd.as_raw_fd(),
@@ -221,6 +222,7 @@ impl TrustedDir {
             }
         });
         if let Err(e) = renamed {
+            // SAFETY: unlinkat within our directory with a valid C string.
             unsafe { libc::unlinkat(self.fd.as_raw_fd(), tmp.as_ptr(), 0) };
             return Err(io("write", &self.path.join(name))(e));
         }

@@ -210,6 +210,10 @@ impl Handler {
             _ => req.flags,
         };
         let request_bits = req.flags;
+        // The event-loop policy (ARCHITECTURE.md, "Where the work runs"): an
+        // operation that cannot block answers here, on the event loop
+        // (`try_lookup`, or any operation of a table that never blocks);
+        // everything else runs in one of the table's turns (`TableGate::run`).
         let fast = match (kind, req.oversized) {
             // A key or value over the decoder's bounds was dropped: no table
             // holds such a key (Postfix answers NOKEY for a huge one), and a

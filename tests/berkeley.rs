@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::Need;
+
 use common::postfix::{sorted_lines, Postfix};
 use proxymapd::client::Client;
 use std::path::Path;
@@ -81,6 +83,9 @@ fn build_tables(data: &Path, entries: &[(String, String)]) {
 
 #[test]
 fn native_and_plugin_answer_like_postfix_on_100k_entry_tables() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let entries = entries(100_000);
     let native = Postfix::start(MAPS, "", |data| build_tables(data, &entries));
     for spec in ["hash:$data/h", "btree:$data/b"] {
@@ -165,6 +170,9 @@ fn versioned_source(keys: &[String], version: char) -> String {
 
 #[test]
 fn rebuild_by_postmap_while_32_clients_read_gives_no_error_and_no_mixed_answer() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let keys: Vec<String> = (0..20_000).map(|i| format!("key{i}@example.org")).collect();
     for sandbox in [false, true] {
         let extra: &[&str] = if sandbox { &["--sandbox", "hash"] } else { &[] };
@@ -243,6 +251,9 @@ fn rebuild_by_postmap_while_32_clients_read_gives_no_error_and_no_mixed_answer()
 
 #[test]
 fn proxywrite_refuses_berkeley_tables_and_loses_nothing() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let pf = Postfix::start("", "proxy:hash:$data/w proxy:btree:$data/wb", |data| {
         std::fs::write(data.join("w"), "keep me\n").unwrap();
         std::fs::write(data.join("wb"), "keep me\n").unwrap();
@@ -270,6 +281,9 @@ fn proxywrite_refuses_berkeley_tables_and_loses_nothing() {
 
 #[test]
 fn damaged_table_answers_config_and_logs_file_and_page() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let keys: Vec<String> = (0..3000).map(|i| format!("key{i}")).collect();
     let pf = Postfix::start("proxy:hash:$data/bad", "", |data| {
         std::fs::write(data.join("bad"), versioned_source(&keys, 'A')).unwrap();
@@ -310,6 +324,9 @@ fn damaged_table_answers_config_and_logs_file_and_page() {
 
 #[test]
 fn table_replaced_by_rename_is_reopened_without_dropping_the_client() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let keys: Vec<String> = (0..500).map(|i| format!("key{i}")).collect();
     let pf = Postfix::start(
         "proxy:hash:$data/swap proxy:btree:$data/bswap",
@@ -347,6 +364,9 @@ fn table_replaced_by_rename_is_reopened_without_dropping_the_client() {
 
 #[test]
 fn table_copied_over_without_the_lock_never_stops_the_server() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let big: Vec<String> = (0..20_000).map(|i| format!("key{i}")).collect();
     let small: Vec<String> = big[..500].to_vec();
     let pf = Postfix::start("proxy:hash:$data/live", "", |data| {

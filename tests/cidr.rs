@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::Need;
+
 use common::postfix::Postfix;
 
 /// A corpus of rules: the constructs one by one, then generated networks.
@@ -147,6 +149,9 @@ fn keys(corpus: &str) -> Vec<String> {
 
 #[test]
 fn cidr_plugin_answers_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let corpus = corpus();
     assert!(corpus.lines().count() > 200);
     let pf = Postfix::start("proxy:cidr:$data/access", "", |data| {
@@ -190,6 +195,9 @@ fn cidr_plugin_answers_like_postfix() {
 
 #[test]
 fn inline_cidr_tables_answer_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let inline = "cidr:{ {10.0.0.0/8 ten net}, { 0.0.0.0/0 other }, {2001:db8::/32 doc} }";
     let pf = Postfix::start(&format!("proxy:{inline}"), "", |_| {});
     let keys: Vec<String> = ["10.1.2.3", "192.0.2.1", "2001:db8::5", "::1", "nonsense"]

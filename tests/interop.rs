@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::Need;
+
 use common::postfix::{sorted_lines, Postfix};
 use std::path::Path;
 
@@ -116,6 +118,9 @@ fn start() -> Postfix {
 
 #[test]
 fn texthash_and_lmdb_answer_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let pf = start();
     let e = entries(SEED, 400);
     let q = queries(&e);
@@ -135,6 +140,9 @@ fn texthash_and_lmdb_answer_like_postfix() {
 
 #[test]
 fn inline_static_environ_and_composites_answer_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let pf = start();
     let keys: Vec<String> = [
         "alpha",
@@ -182,6 +190,9 @@ fn inline_static_environ_and_composites_answer_like_postfix() {
 
 #[test]
 fn randmap_and_fail_behave_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let pf = start();
     for _ in 0..20 {
         let (code, out) = pf.query_one("proxy:randmap:{ first, second, third }", "anything");
@@ -199,6 +210,9 @@ fn randmap_and_fail_behave_like_postfix() {
 
 #[test]
 fn unapproved_table_is_refused_to_real_postmap() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let pf = start();
     let (code, _) = pf.query_one(
         &format!("proxy:texthash:{}/a2b", pf.data.display()),
@@ -214,6 +228,9 @@ fn unapproved_table_is_refused_to_real_postmap() {
 
 #[test]
 fn sequence_lists_the_same_pairs_as_postmap_s() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let pf = start();
     // Postfix 3.7's postmap refuses `-s proxy:...`, so proxymapd's own client
     // sequences through the socket and real postmap -s reads the file.
@@ -235,6 +252,9 @@ fn sequence_lists_the_same_pairs_as_postmap_s() {
 
 #[test]
 fn lmdb_writes_through_proxywrite_are_seen_by_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let pf = start();
     lmdb(&pf, "written");
     let table = pf.table("lmdb:$data/written");
@@ -293,6 +313,9 @@ fn lmdb_writes_through_proxywrite_are_seen_by_postfix() {
 
 #[test]
 fn lmdb_created_by_proxywrite_is_readable_by_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     // A write table that does not exist yet is created on first update.
     let pf = Postfix::start("proxy:lmdb:$data/fresh", "proxy:lmdb:$data/fresh", |_| {});
     let table = pf.table("lmdb:$data/fresh");
@@ -311,6 +334,9 @@ fn lmdb_created_by_proxywrite_is_readable_by_postfix() {
 
 #[test]
 fn table_rebuilt_by_postmap_is_picked_up_without_restart() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let pf = start();
     let table = format!("proxy:texthash:{}/virt", pf.data.display());
     assert_eq!(pf.query_one(&table, "key-4"), (Some(0), "value4\n".into()));

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::Need;
+
 use common::postfix::Postfix;
 
 struct Generator {
@@ -161,6 +163,9 @@ fn compare(map_type: &str, seed: u64) {
 /// 12,900).
 #[test]
 fn random_regexp_tables_answer_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     for seed in [2, 4, 5, 6] {
         compare("regexp", seed);
     }
@@ -170,6 +175,9 @@ fn random_regexp_tables_answer_like_postfix() {
 /// differences in docs/pattern-tables.md (5 answers of about 15,200).
 #[test]
 fn random_pcre_tables_answer_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     for seed in [1, 2, 3, 5] {
         compare("pcre", seed);
     }

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::Need;
+
 use common::corpus::corpus;
 use common::postfix::Postfix;
 use common::{lookup_reply, read_frame};
@@ -17,6 +19,9 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn pcre_plugin_answers_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let (table, keys) = corpus("pcre");
     assert!(table.lines().count() > 200);
     assert!(keys.len() >= 1000);
@@ -69,6 +74,9 @@ fn pcre_plugin_answers_like_postfix() {
 
 #[test]
 fn inline_pcre_tables_answer_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let inline = "pcre:{ {/^(?<user>[^@]+)@example\\.com$/ user $1}, {/^b(?=x)/ b-before-x}, {if !/^c/}, {/d$/ not-c-d}, {endif} }";
     let pf = Postfix::start(&format!("proxy:{}", inline.replace('$', "$$")), "", |_| {});
     let keys: Vec<String> = ["joe@example.com", "bx", "by", "cd", "dd"]
@@ -84,6 +92,9 @@ fn inline_pcre_tables_answer_like_postfix() {
 
 #[test]
 fn runaway_backtracking_costs_one_request() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let pf = Postfix::start("proxy:pcre:$data/slow", "", |data| {
         std::fs::write(data.join("slow"), "/^(a|aa)+\\1b$/ slow\n/^a/ fast\n").unwrap();
     });

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::Need;
+
 use common::{frame, install_plugin as install, read_frame, Server};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -57,6 +59,9 @@ fn plugin_server(read_maps: &str, setup: impl FnOnce(&Path)) -> Server {
 
 #[test]
 fn shipped_cdb_plugin_answers_like_postfix_without_configuration() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (etc, data) = (dir.path().join("etc"), dir.path().join("data"));
     std::fs::create_dir_all(&etc).unwrap();
@@ -227,31 +232,49 @@ fn contained(mode: &str, expect_status: u8, expect_log: &str) {
 
 #[test]
 fn infinite_loop_costs_one_request() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     contained("loop", 2, "time limit exceeded");
 }
 
 #[test]
 fn unbounded_allocation_costs_one_request() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     contained("alloc", 2, "lookup failed");
 }
 
 #[test]
 fn panic_costs_one_request() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     contained("panic", 2, "lookup failed");
 }
 
 #[test]
 fn escaping_the_sandbox_fails() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     contained("escape", 2, "escape attempts all failed");
 }
 
 #[test]
 fn huge_reply_is_refused() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     contained("huge", 2, "more than the 1048576-byte limit");
 }
 
 #[test]
 fn digest_mismatch_is_refused_with_both_digests() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let srv = plugin_server("proxy:hostile:echo", |dir| {
         install(&dir.join("plugins"), "test-plugins", "hostile", "hostile");
         let manifest = dir.join("plugins/hostile.toml");
@@ -290,6 +313,9 @@ fn blake3_of(path: &Path) -> String {
 
 #[test]
 fn example_csv_plugin_answers_and_a_replaced_plugin_is_picked_up() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let srv = plugin_server("proxy:swap:$dir/aliases.csv", |dir| {
         install(&dir.join("plugins"), "test-plugins", "csv", "swap");
         std::fs::write(
@@ -320,6 +346,9 @@ fn example_csv_plugin_answers_and_a_replaced_plugin_is_picked_up() {
 
 #[test]
 fn compiled_plugins_are_cached_across_restarts() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let setup = |dir: &Path| {
         install(&dir.join("plugins"), "test-plugins", "csv", "csv");
         std::fs::write(dir.join("t.csv"), "a,1\n").unwrap();

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::Need;
+
 use common::corpus::corpus;
 use common::postfix::Postfix;
 use common::{lookup_reply, read_frame};
@@ -15,6 +17,9 @@ use std::os::unix::net::UnixStream;
 
 #[test]
 fn regexp_plugin_answers_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let (table, keys) = corpus("regexp");
     assert!(table.lines().count() > 200);
     assert!(keys.len() >= 1000);
@@ -66,6 +71,9 @@ fn regexp_plugin_answers_like_postfix() {
 
 #[test]
 fn inline_regexp_tables_answer_like_postfix() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let inline =
         "regexp:{ {/^(.*)@example\\.com$/ user $1}, {/^b/ y y}, {if /^c/}, {/d$/ c-d}, {endif} }";
     let pf = Postfix::start(&format!("proxy:{}", inline.replace('$', "$$")), "", |_| {});
@@ -79,6 +87,9 @@ fn inline_regexp_tables_answer_like_postfix() {
 
 #[test]
 fn keys_are_lowercased_only_when_the_client_asks() {
+    if common::skip_without(&[Need::Postfix, Need::Plugins]) {
+        return;
+    }
     let pf = Postfix::start("proxy:regexp:$data/cs", "", |data| {
         std::fs::write(data.join("cs"), "/^abc$/i lower-only\n").unwrap();
     });

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::Need;
+
 use common::postfix::Postfix;
 use proxymapd::client::Client;
 use proxymapd::flags;
@@ -142,6 +144,9 @@ const INSTANCES: [u32; 8] = [
 
 #[test]
 fn eight_lmdb_writers_with_different_instance_flags_lose_nothing() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let maps: String = (0..20)
         .map(|run| format!("proxy:lmdb:$data/mixed{run} "))
         .collect();
@@ -196,6 +201,9 @@ fn eight_lmdb_writers_with_different_instance_flags_lose_nothing() {
 
 #[test]
 fn verify_cache_writes_and_postmap_deletes_share_one_writer() {
+    if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {
+        return;
+    }
     let maps: String = (0..20)
         .map(|run| format!("proxy:lmdb:$data/verify{run} "))
         .collect();
@@ -274,6 +282,9 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn a_hanging_table_hammered_by_600_clients_starves_nothing() {
+    if common::skip_without(&[Need::Plugins]) {
+        return;
+    }
     let srv = common::Server::start_toml(
         "proxy_read_maps = \"proxy:texthash:$dir/good proxy:hostile:loop\"\n\
          proxy_write_maps = \"proxy:lmdb:$dir/cache\"\n\
@@ -423,6 +434,9 @@ fn rewrite_in_place_while(path: &Path, content: &str, rounds: usize, probe: impl
 
 #[test]
 fn tables_rewritten_in_place_are_never_loaded_half_written() {
+    if common::skip_without(&[Need::Plugins]) {
+        return;
+    }
     let text: String = (0..2000).map(|i| format!("key{i} value{i}\n")).collect();
     let rules: String = (0..2000)
         .map(|i| format!("/^key{i}$/ value{i}\n"))
@@ -508,6 +522,9 @@ fn postmap_hash(dir: &Path, name: &str) {
 
 #[test]
 fn instance_churn_is_bounded_and_leaves_no_lasting_damage() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let srv = common::Server::start_toml(
         "proxy_read_maps = \"proxy:hash:$dir/churn proxy:hash:$dir/later\"\n",
         |dir| {
@@ -541,6 +558,9 @@ fn instance_churn_is_bounded_and_leaves_no_lasting_damage() {
 
 #[test]
 fn out_of_descriptors_answers_retry_and_recovers() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let srv = common::Server::start_toml(
         "proxy_read_maps = \"proxy:hash:$dir/first proxy:hash:$dir/second\"\n",
         |dir| {

@@ -36,6 +36,8 @@ if cargo +nightly --version > /dev/null 2>&1; then
 else
   echo "codec fuzz smoke run skipped: no nightly toolchain (cargo +nightly)"
 fi
+# Every test's prerequisites are installed above: a missing one fails.
+export PROXYMAPD_TESTS_STRICT=1
 log=$(mktemp)
 set +e
 cargo test --workspace --lib --bins --tests --locked 2>&1 | tee "$log"

@@ -3,10 +3,16 @@
 //! identical answers to hits, misses and upper-case keys, and a few hundred
 //! concurrent requests each must see no error. No timing is asserted.
 
+mod common;
+
+use common::Need;
 use std::process::Command;
 
 #[test]
 fn postfix_and_proxymapd_give_identical_answers_under_load() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_proxymapd"))
         .args(["vs-postfix", "--smoke", "--workdir"])

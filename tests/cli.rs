@@ -269,3 +269,49 @@ fn every_integration_test_file_is_listed_in_the_host_manifest() {
         "tests/{missing:?} not listed as [[test]] in host/Cargo.toml: they never run"
     );
 }
+
+/// The server's life is a library function: run in-process, answer, reload
+/// and stop when told, and leave no socket behind.
+#[test]
+fn the_server_runs_in_process_and_stops_when_told() {
+    use proxymapd::server::lifecycle::{self, Control};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("virt"), "alive yes\n").unwrap();
+    let config = dir.path().join("proxymapd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "queue_directory = \"{0}/queue\"\nproxy_read_maps = \"proxy:texthash:{0}/virt\"\ngreeting = \"proxymap\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let settings = proxymapd::config::toml_file::load(&config).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (control, commands) = tokio::sync::mpsc::channel(4);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let server = runtime.spawn(lifecycle::run(
+        settings.clone(),
+        proxymapd::dict::MapTypes::builtin(),
+        commands,
+        Some(ready_tx),
+    ));
+    runtime.block_on(ready_rx).unwrap();
+    let table = format!("texthash:{}/virt", dir.path().display());
+    let mut client = proxymapd::client::Client::connect(&settings.proxymap_socket, true).unwrap();
+    let reply = client.lookup(&table, 16448, b"alive").unwrap();
+    assert_eq!(reply.get("value"), Some(&b"yes"[..]));
+    runtime.block_on(control.send(Control::Reload)).unwrap();
+    assert_eq!(
+        client.lookup(&table, 16448, b"alive").unwrap().status(),
+        Some(0),
+        "the connection survives a reload"
+    );
+    drop(client);
+    runtime.block_on(control.send(Control::Stop)).unwrap();
+    runtime.block_on(server).unwrap().unwrap();
+    assert!(
+        !settings.proxymap_socket.exists(),
+        "the socket is removed on stop"
+    );
+}

@@ -5,12 +5,10 @@ use clap::{Args, Parser, Subcommand};
 use proxymapd::client::Client;
 use proxymapd::config::{ConfigSource, Settings};
 use proxymapd::dict::MapTypes;
-use proxymapd::handler::{Handler, Service};
+use proxymapd::handler::Service;
 use proxymapd::plugin::cache::CompileCache;
 use proxymapd::plugin::trusted_dir::TrustError;
-use proxymapd::registry::Registry;
-use proxymapd::server::instance_lock::InstanceLocks;
-use proxymapd::server::{fd_limit, listener, socket};
+use proxymapd::server::lifecycle;
 use proxymapd::{flags, logging};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -294,110 +292,17 @@ fn serve(args: &ConfigArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Run until SIGTERM/SIGINT; `ready` is told once the sockets are bound.
+/// Run until SIGTERM/SIGINT, rereading the configuration on SIGHUP; `ready`
+/// is told once the sockets are bound.
 async fn run_server(
     settings: Settings,
     ready: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut sockets = vec![(Service::Read, settings.proxymap_socket.clone())];
-    if let Some(path) = &settings.proxywrite_socket {
-        sockets.push((Service::Write, path.clone()));
-    }
-    // Lock first: a second server on these sockets stops here, having
-    // changed nothing of the first.
-    let mut locks = InstanceLocks::default();
-    for (_, path) in &sockets {
-        socket::create_socket_dir(path)?;
-        locks.acquire_for(path)?;
-    }
-    let budget = connection_budget(&settings);
-    let registry = Arc::new(Registry::new(map_types(&settings)?, settings.utf8));
-    let handler = Arc::new(Handler::new(registry, settings.allowlists()));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut services = Vec::new();
-    for (service, path) in &sockets {
-        services.push(socket::bind(*service, path).await?);
-    }
-    let tasks: Vec<_> = services
-        .into_iter()
-        .map(|bound| {
-            tokio::spawn(listener::run(
-                bound,
-                handler.clone(),
-                settings.connection,
-                budget.clone(),
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
-    tracing::info!(
-        "approved tables: {} read, {} write",
-        handler.approved(Service::Read).len(),
-        handler.approved(Service::Write).len()
-    );
-    // Handlers first: whoever is told "ready" may signal at once (demo --once).
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    if let Some(ready) = ready {
-        let _ = ready.send(());
-    }
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => match settings.source.load() {
-                Ok(new) => {
-                    handler.set_allowlists(new.allowlists());
-                    tracing::info!(
-                        "configuration reloaded: {} read, {} write tables approved",
-                        handler.approved(Service::Read).len(),
-                        handler.approved(Service::Write).len()
-                    );
-                }
-                Err(e) => tracing::error!("reload failed, keeping the old configuration: {e:#}"),
-            },
-        }
-    }
-    tracing::info!("shutting down: finishing requests in flight");
-    let _ = stop_tx.send(true);
-    for task in tasks {
-        let _ = task.await;
-    }
-    drop(locks);
-    Ok(())
-}
-
-/// Raise the open-files limit to the hard limit and size the connection
-/// cap from it (unless configured).
-fn connection_budget(settings: &Settings) -> Arc<listener::ConnectionBudget> {
-    let limit = match fd_limit::raise_to_hard() {
-        Ok(l) => {
-            if l.now != l.before {
-                tracing::info!("open-files limit raised from {} to {}", l.before, l.now);
-            } else {
-                tracing::debug!("open-files limit {}", l.now);
-            }
-            l.now
-        }
-        Err(e) => {
-            tracing::warn!("cannot raise the open-files limit: {e}");
-            1024
-        }
-    };
-    let max = settings
-        .connection
-        .max_connections
-        .unwrap_or_else(|| fd_limit::default_max_connections(limit));
-    if max as u64 >= limit {
-        tracing::warn!(
-            "max_connections {max} is not below the open-files limit {limit}; \
-             clients beyond the limit are turned away by accept failures"
-        );
-    }
-    tracing::info!("at most {max} concurrent connections");
-    listener::ConnectionBudget::new(max, settings.connection.max_request_memory)
+    let types = map_types(&settings)?;
+    let (control, commands) = tokio::sync::mpsc::channel(4);
+    // Signal handlers first: whoever is told "ready" may signal at once.
+    lifecycle::forward_signals(control)?;
+    lifecycle::run(settings, types, commands, ready).await
 }
 
 fn check(args: &ConfigArgs) -> Result<i32> {
@@ -555,8 +460,19 @@ fn demo(dir: &Path, once: bool) -> Result<i32> {
         .enable_all()
         .build()?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let types = map_types(&settings)?;
+    let (control, commands) = tokio::sync::mpsc::channel(4);
+    if !once {
+        let control = control.clone();
+        runtime.block_on(async move { lifecycle::forward_signals(control) })?;
+    }
     let server_settings = settings.clone();
-    let server = runtime.spawn(async move { run_server(server_settings, Some(ready_tx)).await });
+    let server = runtime.spawn(lifecycle::run(
+        server_settings,
+        types,
+        commands,
+        Some(ready_tx),
+    ));
     runtime.block_on(ready_rx).context("server did not start")?;
     let table = format!("texthash:{}/tables/virtual", dir.display());
     let greeting = settings.connection.greeting == proxymapd::codec::Greeting::Proxymap;
@@ -580,8 +496,7 @@ fn demo(dir: &Path, once: bool) -> Result<i32> {
         config_path.display()
     );
     if once {
-        // SAFETY: raising SIGTERM at ourselves triggers the orderly shutdown.
-        unsafe { libc::raise(libc::SIGTERM) };
+        runtime.block_on(control.send(lifecycle::Control::Stop))?;
     }
     runtime.block_on(server)??;
     Ok(0)

@@ -11,6 +11,7 @@
 pub mod connection;
 pub mod fd_limit;
 pub mod instance_lock;
+pub mod lifecycle;
 pub mod listener;
 pub mod request_memory;
 pub mod socket;

@@ -1,0 +1,151 @@
+//! The server's life, from bound sockets to an orderly exit, as a library
+//! function that the binary, the demo and in-process tests all call:
+//! [`run`] locks the socket directories (one server per directory), raises
+//! the open-files limit, binds the services, serves until told to stop, and
+//! rereads the configuration when told to reload. What tells it is a
+//! channel of [`Control`] commands; [`forward_signals`] feeds it from
+//! SIGTERM/SIGINT (stop) and SIGHUP (reload), as `proxymapd serve` does.
+
+use super::instance_lock::InstanceLocks;
+use super::{fd_limit, listener, socket};
+use crate::config::Settings;
+use crate::dict::MapTypes;
+use crate::handler::{Handler, Service};
+use crate::registry::Registry;
+use anyhow::Result;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// What a running server can be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Reread the configuration and allowlists; connections stay.
+    Reload,
+    /// Stop accepting, finish the requests in flight, and return.
+    Stop,
+}
+
+/// Serve `settings` with the map types `types` until a [`Control::Stop`]
+/// arrives (or every sender of `control` is gone); `ready` is told once the
+/// sockets are bound.
+pub async fn run(
+    settings: Settings,
+    types: MapTypes,
+    mut control: mpsc::Receiver<Control>,
+    ready: Option<oneshot::Sender<()>>,
+) -> Result<()> {
+    let mut sockets = vec![(Service::Read, settings.proxymap_socket.clone())];
+    if let Some(path) = &settings.proxywrite_socket {
+        sockets.push((Service::Write, path.clone()));
+    }
+    // Lock first: a second server on these sockets stops here, having
+    // changed nothing of the first.
+    let mut locks = InstanceLocks::default();
+    for (_, path) in &sockets {
+        socket::create_socket_dir(path)?;
+        locks.acquire_for(path)?;
+    }
+    let budget = connection_budget(&settings);
+    let registry = Arc::new(Registry::new(types, settings.utf8));
+    let handler = Arc::new(Handler::new(registry, settings.allowlists()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut services = Vec::new();
+    for (service, path) in &sockets {
+        services.push(socket::bind(*service, path).await?);
+    }
+    let tasks: Vec<_> = services
+        .into_iter()
+        .map(|bound| {
+            tokio::spawn(listener::run(
+                bound,
+                handler.clone(),
+                settings.connection,
+                budget.clone(),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+    tracing::info!(
+        "approved tables: {} read, {} write",
+        handler.approved(Service::Read).len(),
+        handler.approved(Service::Write).len()
+    );
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
+    while let Some(Control::Reload) = control.recv().await {
+        match settings.source.load() {
+            Ok(new) => {
+                handler.set_allowlists(new.allowlists());
+                tracing::info!(
+                    "configuration reloaded: {} read, {} write tables approved",
+                    handler.approved(Service::Read).len(),
+                    handler.approved(Service::Write).len()
+                );
+            }
+            Err(e) => tracing::error!("reload failed, keeping the old configuration: {e:#}"),
+        }
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    drop(locks);
+    Ok(())
+}
+
+/// Turn SIGTERM and SIGINT into [`Control::Stop`] and SIGHUP into
+/// [`Control::Reload`] on `control`. The handlers are installed before this
+/// returns, so a signal sent right after cannot kill the process. Must be
+/// called inside a tokio runtime.
+pub fn forward_signals(control: mpsc::Sender<Control>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            let command = tokio::select! {
+                _ = term.recv() => Control::Stop,
+                _ = int.recv() => Control::Stop,
+                _ = hup.recv() => Control::Reload,
+            };
+            if control.send(command).await.is_err() || command == Control::Stop {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Raise the open-files limit to the hard limit and size the connection
+/// cap from it (unless configured).
+fn connection_budget(settings: &Settings) -> Arc<listener::ConnectionBudget> {
+    let limit = match fd_limit::raise_to_hard() {
+        Ok(l) => {
+            if l.now != l.before {
+                tracing::info!("open-files limit raised from {} to {}", l.before, l.now);
+            } else {
+                tracing::debug!("open-files limit {}", l.now);
+            }
+            l.now
+        }
+        Err(e) => {
+            tracing::warn!("cannot raise the open-files limit: {e}");
+            1024
+        }
+    };
+    let max = settings
+        .connection
+        .max_connections
+        .unwrap_or_else(|| fd_limit::default_max_connections(limit));
+    if max as u64 >= limit {
+        tracing::warn!(
+            "max_connections {max} is not below the open-files limit {limit}; \
+             clients beyond the limit are turned away by accept failures"
+        );
+    }
+    tracing::info!("at most {max} concurrent connections");
+    listener::ConnectionBudget::new(max, settings.connection.max_request_memory)
+}

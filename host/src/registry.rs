@@ -2,8 +2,9 @@
 //! instance flags), opened with the first requester's flags and never closed
 //! when clients disconnect. A table whose files changed is reopened in place
 //! before the next request that uses it; a table that fails to open answers
-//! CONFIG, logs its error once, and is retried on later requests until it
-//! opens.
+//! CONFIG (RETRY when the failure is temporary: out of descriptors, a file
+//! still being written), logs its error once, and is retried on later
+//! requests until it opens.
 //!
 //! Resources are bounded per table name: at most [`MAX_INSTANCES`] instances
 //! (different instance flags or services) are kept, the least recently used

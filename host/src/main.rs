@@ -319,7 +319,7 @@ fn check(args: &ConfigArgs) -> Result<i32> {
         for table in tables.tables() {
             count += 1;
             match types.open(table, open_flags, false, settings.utf8) {
-                Ok(dict) => match walk(table, &*dict) {
+                Ok(dict) => match walk(&*dict) {
                     Ok(Some(n)) => println!("ok: {}: {table} ({n} entries read)", service.name()),
                     Ok(None) => println!("ok: {}: {table}", service.name()),
                     Err(e) => {
@@ -327,7 +327,7 @@ fn check(args: &ConfigArgs) -> Result<i32> {
                         println!("error: {}: table {table}: {e}", service.name());
                     }
                 },
-                Err(e) if service == Service::Write && e.message.contains("No such file") => {
+                Err(e) if service == Service::Write && e.missing => {
                     println!("ok: {}: {table} (created on first update)", service.name())
                 }
                 Err(e) => {
@@ -341,18 +341,12 @@ fn check(args: &ConfigArgs) -> Result<i32> {
     Ok(if problems == 0 { 0 } else { 1 })
 }
 
-/// Read every entry of a database file table (hash, btree, lmdb), so a
-/// damaged file is found now rather than at the lookup that meets the bad
-/// page; the count, or `None` for other tables.
-fn walk(
-    table: &str,
-    dict: &dyn proxymapd::dict::Dict,
-) -> Result<Option<usize>, proxymapd::dict::DictError> {
+/// Read every entry of a table kept in a database file (the map type says
+/// so: hash, btree, lmdb), so a damaged file is found now rather than at the
+/// lookup that meets the bad page; the count, or `None` for other tables.
+fn walk(dict: &dyn proxymapd::dict::Dict) -> Result<Option<usize>, proxymapd::dict::DictError> {
     use proxymapd::dict::SeqStep;
-    if !["hash:", "btree:", "lmdb:"]
-        .iter()
-        .any(|t| table.starts_with(t))
-    {
+    if !dict.is_database_file() {
         return Ok(None);
     }
     let mut step = SeqStep::First;

@@ -203,6 +203,10 @@ impl Dict for BerkeleyDict {
     fn may_block(&self) -> bool {
         true
     }
+
+    fn is_database_file(&self) -> bool {
+        true
+    }
 }
 
 fn open_kind(req: &OpenRequest<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenError> {

@@ -220,6 +220,10 @@ impl Dict for LmdbDict {
     fn may_block(&self) -> bool {
         true
     }
+
+    fn is_database_file(&self) -> bool {
+        true
+    }
 }
 
 /// The file an lmdb: table name refers to.
@@ -235,12 +239,14 @@ pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
 
 fn open_file(req: &OpenRequest<'_>, path: &Path) -> Result<Arc<dyn Dict>, OpenError> {
     if !req.writable && !path.exists() {
-        return Err(OpenError::in_file(
+        let mut err = OpenError::in_file(
             req.table,
             path,
             None,
             "open database: No such file or directory",
-        ));
+        );
+        err.missing = true;
+        return Err(err);
     }
     let map_size = std::fs::metadata(path)
         .map(|m| (m.len() as usize).saturating_mul(2))

@@ -57,6 +57,9 @@ pub struct OpenError {
     /// A passing condition (out of file descriptors or memory, a file still
     /// being written): the table answers RETRY, not CONFIG, until it opens.
     pub temporary: bool,
+    /// The table's file does not exist (proxywrite creates it on the first
+    /// update).
+    pub missing: bool,
 }
 
 impl OpenError {
@@ -68,6 +71,7 @@ impl OpenError {
             line: None,
             message: message.into(),
             temporary: false,
+            missing: false,
         }
     }
 
@@ -84,6 +88,7 @@ impl OpenError {
             line,
             message: message.into(),
             temporary: false,
+            missing: false,
         }
     }
 
@@ -97,6 +102,7 @@ impl OpenError {
     ) -> OpenError {
         let mut e = OpenError::in_file(table, file, None, format!("{what}: {err}"));
         e.temporary = is_temporary_errno(err.raw_os_error());
+        e.missing = err.kind() == std::io::ErrorKind::NotFound;
         e
     }
 
@@ -177,6 +183,13 @@ pub trait Dict: Send + Sync {
     /// True when operations may block (disk locks, I/O, other processes):
     /// the server then runs them off its event loop.
     fn may_block(&self) -> bool {
+        false
+    }
+
+    /// True for tables kept in a database file (Berkeley DB, lmdb) that
+    /// `proxymapd check` reads whole, so a damaged page is found before a
+    /// lookup meets it.
+    fn is_database_file(&self) -> bool {
         false
     }
 

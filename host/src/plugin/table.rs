@@ -52,6 +52,8 @@ pub struct PluginTable {
     inline: AtomicBool,
     /// Keys whose lookup ran into the time limit lately.
     runaway: RunawayKeys,
+    /// The table file is a database read under Postfix's lock (hash, btree).
+    locked: bool,
 }
 
 fn plugin_error(e: WitError) -> DictError {
@@ -118,6 +120,7 @@ impl PluginTable {
             fast_streak: AtomicU32::new(0),
             inline: AtomicBool::new(false),
             runaway: RunawayKeys::default(),
+            locked,
         })
     }
 
@@ -360,6 +363,10 @@ impl Dict for PluginTable {
 
     fn changed(&self) -> bool {
         self.stamps.iter().any(FileStamp::changed)
+    }
+
+    fn is_database_file(&self) -> bool {
+        self.locked
     }
 
     fn may_block(&self) -> bool {

@@ -37,6 +37,26 @@ pub enum GateError {
     Panicked(String),
 }
 
+/// How much blocking work of one table name runs at once, and how long a
+/// request waits for its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableLimits {
+    /// Operations of one table name running off the event loop at once.
+    pub concurrency: usize,
+    /// Longest wait for a turn before the request answers RETRY.
+    pub wait: Duration,
+}
+
+impl Default for TableLimits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        TableLimits {
+            concurrency: (2 * cores).max(4),
+            wait: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Bounds the blocking work of one table name.
 pub struct TableGate {
     permits: Arc<Semaphore>,
@@ -56,19 +76,14 @@ fn now_ms() -> u64 {
 }
 
 impl TableGate {
-    /// A gate letting `concurrency` operations run at once, each request
-    /// waiting at most `wait` for its turn.
-    pub fn new(concurrency: usize, wait: Duration) -> TableGate {
+    /// A gate letting `limits.concurrency` operations run at once, each
+    /// request waiting about `limits.wait` for its turn.
+    pub fn new(limits: TableLimits) -> TableGate {
         TableGate {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            wait,
+            permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            wait: limits.wait,
             slow_until: AtomicU64::new(0),
         }
-    }
-
-    /// Turns free now.
-    pub fn available(&self) -> usize {
-        self.permits.available_permits()
     }
 
     /// True while the table counts as slow.
@@ -204,7 +219,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bounds_concurrency_and_gives_up_after_the_wait() {
-        let gate = Arc::new(TableGate::new(2, Duration::from_millis(1500)));
+        let gate = Arc::new(TableGate::new(TableLimits {
+            concurrency: 2,
+            wait: Duration::from_millis(1500),
+        }));
         let running = Arc::new(AtomicU64::new(0));
         let most = Arc::new(AtomicU64::new(0));
         let tasks: Vec<_> = (0..6)
@@ -236,7 +254,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn slow_tables_run_at_low_priority_and_panics_are_contained() {
-        let gate = TableGate::new(1, Duration::from_secs(5));
+        let gate = TableGate::new(TableLimits {
+            concurrency: 1,
+            wait: Duration::from_secs(5),
+        });
         assert!(!gate.is_slow());
         gate.run(|| std::thread::sleep(SLOW + Duration::from_millis(10)))
             .await

@@ -224,7 +224,8 @@ impl Handler {
                 } else {
                     Status::NoKey
                 };
-                tracing::warn!(
+                crate::warn_limited!(
+                    "oversized request",
                     "{} {} request for {table_name}: {} of {} bytes is over the size bound; answered {status:?} without running it",
                     service.name(),
                     kind.name(),

@@ -17,32 +17,12 @@ use crate::flags;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-pub use crate::gate::TableGate;
+pub use crate::gate::{TableGate, TableLimits};
 
 /// Most instances kept per table name; a new instance beyond this evicts
 /// the least recently used one (requests in flight keep theirs alive).
 pub const MAX_INSTANCES: usize = 8;
-
-/// Limits the registry applies to each table name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableLimits {
-    /// Operations of one table name running off the event loop at once.
-    pub concurrency: usize,
-    /// Longest wait for a turn before the request answers RETRY.
-    pub wait: Duration,
-}
-
-impl Default for TableLimits {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        TableLimits {
-            concurrency: (2 * cores).max(4),
-            wait: Duration::from_secs(5),
-        }
-    }
-}
 
 /// The state of one shared table.
 enum TableState {
@@ -120,15 +100,10 @@ impl Registry {
     /// A registry opening tables with `types`; `utf8` turns on full Unicode
     /// key folding (Postfix's `smtputf8_enable`).
     pub fn new(types: MapTypes, utf8: bool) -> Registry {
-        Registry::with_limits(types, utf8, TableLimits::default())
-    }
-
-    /// A registry with explicit per-table limits.
-    pub fn with_limits(types: MapTypes, utf8: bool, limits: TableLimits) -> Registry {
         Registry {
             types: Arc::new(types),
             utf8,
-            limits,
+            limits: TableLimits::default(),
             clock: AtomicU64::new(0),
             tables: RwLock::new(HashMap::new()),
         }
@@ -137,11 +112,6 @@ impl Registry {
     /// The map types this registry opens tables with.
     pub fn types(&self) -> &MapTypes {
         &self.types
-    }
-
-    /// The limits applied to each table name.
-    pub fn limits(&self) -> TableLimits {
-        self.limits
     }
 
     /// The shared instance of `name` for these instance flags, opening it
@@ -173,7 +143,7 @@ impl Registry {
         }
         let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
         let entry = tables.entry(name.to_string()).or_insert_with(|| NameEntry {
-            gate: Arc::new(TableGate::new(self.limits.concurrency, self.limits.wait)),
+            gate: Arc::new(TableGate::new(self.limits)),
             instances: Vec::new(),
         });
         if let Some(t) = entry

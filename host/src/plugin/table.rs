@@ -185,20 +185,19 @@ impl PluginTable {
     /// (the table is reopened on the next request) or while this instance
     /// read it costs this request a RETRY, never a partial table.
     fn start_same(&self) -> Result<Instance, CallError> {
-        let changed = || self.stamps.iter().any(FileStamp::changed);
-        if changed() {
-            return Err(CallError::Plugin(WitError::Retry(format!(
-                "table {} changed while starting an instance",
-                self.spec.table
-            ))));
-        }
+        let unchanged = || {
+            if self.stamps.iter().any(FileStamp::changed) {
+                Err(CallError::Plugin(WitError::Retry(format!(
+                    "table {} changed while starting an instance",
+                    self.spec.table
+                ))))
+            } else {
+                Ok(())
+            }
+        };
+        unchanged()?;
         let instance = Instance::start(&self.spec, &self.request)?;
-        if changed() {
-            return Err(CallError::Plugin(WitError::Retry(format!(
-                "table {} changed while starting an instance",
-                self.spec.table
-            ))));
-        }
+        unchanged()?;
         Ok(instance)
     }
 

@@ -93,12 +93,12 @@ pub async fn serve(
             }
         }
         pending.drain(..offset);
-        if !charge.hold(decoder.buffered() + pending.len()) {
+        let holding = decoder.buffered() + pending.len();
+        if !charge.hold(holding) {
             crate::warn_limited!(
                 "request memory",
-                "{} client: unfinished requests of all clients hold more than max_request_memory; closing this one, which holds {} bytes",
-                service.name(),
-                decoder.buffered() + pending.len()
+                "{} client: unfinished requests of all clients hold more than max_request_memory; closing this one, which holds {holding} bytes",
+                service.name()
             );
             return;
         }

@@ -251,22 +251,60 @@ fn a_socket_served_by_another_program_is_not_taken_over() {
     assert!(served, "proxymapd replaced the stale socket and answered");
 }
 
-/// Integration tests live in the workspace's `tests/` and are listed by hand
-/// in `host/Cargo.toml`; a file missing there would silently never compile.
+/// Every `tests/*.rs` is an integration test cargo knows about: cargo
+/// discovers them through the `host/tests` link to `tests/`, and this fails
+/// if that link or discovery (`autotests = false`) ever goes, instead of new
+/// test files silently never compiling. Asks `cargo metadata`, which takes
+/// no build lock, so it runs fine inside `cargo test`.
 #[test]
-fn every_integration_test_file_is_listed_in_the_host_manifest() {
-    let host = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let manifest = std::fs::read_to_string(host.join("Cargo.toml")).unwrap();
+fn cargo_discovers_every_integration_test_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let canonical = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let known: std::collections::HashSet<_> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "test"))
+        .map(|t| canonical(std::path::Path::new(t["src_path"].as_str().unwrap())))
+        .collect();
     let mut missing = Vec::new();
-    for entry in std::fs::read_dir(host.join("../tests")).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if name.ends_with(".rs") && !manifest.contains(&format!("path = \"../tests/{name}\"")) {
-            missing.push(name);
+    for entry in std::fs::read_dir(root.join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") && !known.contains(&canonical(&path)) {
+            missing.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
     assert!(
+        known.contains(&canonical(&root.join("tests/cli.rs"))),
+        "cargo metadata lists no test target for tests/cli.rs: {known:?}"
+    );
+    assert!(
         missing.is_empty(),
-        "tests/{missing:?} not listed as [[test]] in host/Cargo.toml: they never run"
+        "tests/{missing:?} are not integration tests cargo knows about: they never run \
+         (host/tests must link to ../tests and the host package must keep autotests on)"
     );
 }
 

@@ -2,7 +2,8 @@
 # The proxymapd test command: installs what the tests need on a fresh Debian
 # machine (tests/install-deps.sh), builds proxymapd, its plugins (found beside
 # the binary without configuration) and the test plugins, checks formatting,
-# lints and documentation, then runs every test of the workspace: unit,
+# lints and documentation, then runs every test of the workspace: unit tests
+# and every tests/*.rs (cargo discovers them; host/tests links to tests/):
 # wire, CLI, interop with real Postfix clients, plugin sandbox tests and the
 # benchmark smoke run, after a short fuzz run of the wire codec when a
 # nightly toolchain is present. Ends with one summary line.

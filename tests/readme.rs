@@ -430,4 +430,6 @@ fn readme_plugin_walkthrough_builds_a_plugin_postmap_can_query() {
         "the walkthrough's postmap -q prints what the README says:\n{stdout}\nserver log:\n{}",
         server.log_text()
     );
+    // Kept when the test fails, to look into.
+    let _ = std::fs::remove_dir_all(&work);
 }

@@ -10,6 +10,14 @@
 # `proxymapd componentize` ($PROXYMAPD, `proxymapd` on PATH, or built from
 # this repository). Build products go to $PLUGIN_TARGET_DIR (default
 # ~/.cache/proxymapd/wasm-target) so the standard library is built once.
+#
+# The release profile is set for size (opt-level "s", fat LTO, one codegen
+# unit, abort on panic, no debug information, stripped) unless the caller
+# sets those CARGO_PROFILE_RELEASE_* variables, and source paths are written
+# relative to the crate and cargo's registry, so the same sources and
+# toolchain give the same bytes wherever they are checked out.
+# PLUGIN_TOOLCHAIN=debian forces the Debian route (sdk/ship-plugins.sh does,
+# so shipped plugins do not depend on which route a machine has).
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 CRATE_DIR OUT.wasm" >&2; exit 2; }
 crate=$(cd "$1" && pwd)
@@ -21,7 +29,18 @@ lib=${name//-/_}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s}
+export CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-true}
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-1}
+export CARGO_PROFILE_RELEASE_PANIC=${CARGO_PROFILE_RELEASE_PANIC:-abort}
+export CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-false}
+export CARGO_PROFILE_RELEASE_STRIP=${CARGO_PROFILE_RELEASE_STRIP:-true}
+# Panic messages name source files: write them without this machine's paths
+# (one set of flags for every crate, so the standard library is built once).
+registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$registry=/crates --remap-path-prefix=$here=/proxymapd"
+
+if [ "${PLUGIN_TOOLCHAIN:-}" != debian ] && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   cargo build --release --target wasm32-unknown-unknown \
     --manifest-path "$crate/Cargo.toml" --target-dir "$target_dir"
 else

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The proxymapd test command: installs what the tests need on a fresh Debian
-# machine (tests/install-deps.sh), builds proxymapd, its plugins (found beside
-# the binary without configuration) and the test plugins, checks formatting,
-# lints and documentation, then runs every test of the workspace: unit tests
-# and every tests/*.rs (cargo discovers them; host/tests links to tests/):
-# wire, CLI, interop with real Postfix clients, plugin sandbox tests and the
-# benchmark smoke run, after a short fuzz run of the wire codec when a
+# machine (tests/install-deps.sh), builds proxymapd, rebuilds the plugins it
+# carries to check they match their sources, builds the test plugins, checks
+# formatting, lints and documentation, then runs every test of the workspace:
+# unit tests and every tests/*.rs (cargo discovers them; host/tests links to
+# tests/): wire, CLI, interop with real Postfix clients, plugin sandbox tests
+# and the benchmark smoke run, after a short fuzz run of the wire codec when a
 # nightly toolchain is present. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/proxymapd/target}"
 export PLUGIN_TARGET_DIR="${PLUGIN_TARGET_DIR:-$HOME/.cache/proxymapd/wasm-target}"
 cargo build --locked -p proxymapd
 export PROXYMAPD="$CARGO_TARGET_DIR/debug/proxymapd"
-bash sdk/build-plugins.sh "$CARGO_TARGET_DIR/debug/plugins"
+# The shipped plugins are carried in the binary; rebuild them from plugins/
+# and fail now when the committed host/shipped-plugins/ differs. A plugins/
+# directory beside the binary would override them, so none is kept there.
+bash sdk/ship-plugins.sh --check
+rm -rf "$CARGO_TARGET_DIR/debug/plugins"
 for crate in tests/plugins/hostile examples/csv-table; do
   name=$(basename "$crate"); name=${name%-table}
   bash sdk/build-plugin.sh "$crate" "$CARGO_TARGET_DIR/debug/test-plugins/$name.wasm"

@@ -2,7 +2,8 @@
 //! component of the `plugin` world (wit/dict.wit) providing map type `NAME`;
 //! an optional `NAME.toml` manifest pins its blake3 digest and sets limits.
 //! Directories are searched in order, so an operator's directory adds to or
-//! overrides the plugins shipped with proxymapd. Components are compiled once
+//! overrides the plugins shipped inside the proxymapd binary ([`shipped`]),
+//! which are searched last. Components are compiled once
 //! (kept in the compile cache) and pre-linked; a changed `.wasm` is reloaded
 //! and its tables reopen between requests.
 
@@ -12,6 +13,7 @@ pub mod componentize;
 pub mod instance;
 pub mod manifest;
 mod runaway_keys;
+mod shipped;
 pub mod table;
 pub mod trusted_dir;
 
@@ -34,17 +36,35 @@ const TICK: Duration = Duration::from_millis(10);
 pub struct LoadedPlugin {
     /// Map type name.
     pub name: String,
-    /// The `.wasm` file.
-    pub path: PathBuf,
+    /// Where it came from.
+    pub source: PluginSource,
     /// blake3 digest (hex) of the `.wasm` file.
     pub digest: String,
     /// Limits and file rules.
     pub manifest: Manifest,
     /// Whether compiling was needed or the cache had it.
     pub origin: Origin,
-    stamp: FileStamp,
-    manifest_stamp: FileStamp,
+    /// The `.wasm` file and manifest as loaded (none for shipped plugins).
+    stamps: Vec<FileStamp>,
     pre: PluginPre<HostState>,
+}
+
+/// Where a plugin comes from: a plugin directory, or the binary itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginSource {
+    /// `NAME.wasm` in a plugin directory (its manifest is `NAME.toml` beside it).
+    File(PathBuf),
+    /// Shipped inside the proxymapd binary.
+    Shipped,
+}
+
+impl std::fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginSource::File(path) => write!(f, "{}", path.display()),
+            PluginSource::Shipped => f.write_str("shipped in proxymapd"),
+        }
+    }
 }
 
 /// Finds, verifies, compiles and instantiates plugins.
@@ -88,8 +108,9 @@ impl PluginHost {
         &self.dirs
     }
 
-    /// The `.wasm` file providing map type `name`, if any directory has one.
-    pub fn locate(&self, name: &str) -> Option<PathBuf> {
+    /// Where the plugin for map type `name` comes from: the first plugin
+    /// directory with a `NAME.wasm`, else the plugins shipped in the binary.
+    pub fn locate(&self, name: &str) -> Option<PluginSource> {
         if name.is_empty()
             || !name
                 .bytes()
@@ -101,9 +122,11 @@ impl PluginHost {
             .iter()
             .map(|d| d.join(format!("{name}.wasm")))
             .find(|p| p.is_file())
+            .map(PluginSource::File)
+            .or_else(|| shipped::find(name).map(|_| PluginSource::Shipped))
     }
 
-    /// Map types available from the plugin directories.
+    /// Map types available from the plugin directories and the binary.
     pub fn available(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .dirs
@@ -117,47 +140,65 @@ impl PluginHost {
                     .strip_suffix(".wasm")
                     .map(str::to_string)
             })
+            .chain(shipped::SHIPPED.iter().map(|p| p.name.to_string()))
             .collect();
         names.sort();
         names.dedup();
         names
     }
 
-    /// Load (or reuse) the plugin for map type `name` found at `path`.
-    pub fn load(&self, name: &str, path: &Path) -> Result<Arc<LoadedPlugin>> {
-        let manifest_path = path.with_extension("toml");
+    /// Load (or reuse) the plugin for map type `name` from `source`.
+    pub fn load(&self, name: &str, source: &PluginSource) -> Result<Arc<LoadedPlugin>> {
         {
             let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(p) = loaded.get(name) {
-                if p.path == path && !p.stamp.changed() && !p.manifest_stamp.changed() {
+                if p.source == *source && !p.stamps.iter().any(FileStamp::changed) {
                     return Ok(p.clone());
                 }
             }
         }
-        let stamp = FileStamp::take(path);
-        let manifest_stamp = FileStamp::take(&manifest_path);
-        let bytes =
-            std::fs::read(path).with_context(|| format!("read plugin {}", path.display()))?;
-        let manifest = Manifest::load(&manifest_path)?;
+        let (bytes, manifest, stamps) = match source {
+            PluginSource::File(path) => {
+                let manifest_path = path.with_extension("toml");
+                let stamps = vec![FileStamp::take(path), FileStamp::take(&manifest_path)];
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("read plugin {}", path.display()))?;
+                let manifest = Manifest::load(&manifest_path)?;
+                (std::borrow::Cow::Owned(bytes), manifest, stamps)
+            }
+            PluginSource::Shipped => {
+                let shipped = shipped::find(name)
+                    .with_context(|| format!("no plugin for map type {name} is shipped"))?;
+                let manifest = Manifest::parse(
+                    shipped.manifest,
+                    Path::new(&format!("(shipped) {name}.toml")),
+                )?;
+                (
+                    std::borrow::Cow::Borrowed(shipped.wasm),
+                    manifest,
+                    Vec::new(),
+                )
+            }
+        };
         let digest = blake3::hash(&bytes).to_hex().to_string();
-        if let Some(expected) = &manifest.digest {
+        if let (PluginSource::File(path), Some(expected)) = (source, &manifest.digest) {
             if *expected != digest {
                 bail!(
                     "plugin {}: blake3 digest mismatch: manifest {} expects {expected}, file has {digest}; refusing to load",
                     path.display(),
-                    manifest_path.display()
+                    path.with_extension("toml").display()
                 );
             }
         }
+        let path = source;
         let component_bytes = componentize::componentize(&bytes)
-            .map_err(|e| anyhow::anyhow!("plugin {}: {e:#}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("plugin {name} ({path}): {e:#}"))?;
         let (component, origin) = self
             .cache
             .component(&self.engine, &digest, &component_bytes)
             .map_err(|e| {
                 anyhow::anyhow!(
-                    "plugin {}: not a valid proxymapd plugin component: {e:#}",
-                    path.display()
+                    "plugin {name} ({path}): not a valid proxymapd plugin component: {e:#}"
                 )
             })?;
         let pre = self
@@ -166,13 +207,11 @@ impl PluginHost {
             .and_then(PluginPre::new)
             .map_err(|e| {
                 anyhow::anyhow!(
-                    "plugin {}: does not fit the proxymapd:dict/plugin world (it may only import proxymapd:dict/host): {e}",
-                    path.display()
+                    "plugin {name} ({path}): does not fit the proxymapd:dict/plugin world (it may only import proxymapd:dict/host): {e}"
                 )
             })?;
         tracing::info!(
-            "plugin {name}: loaded {} (blake3 {digest}, {})",
-            path.display(),
+            "plugin {name}: loaded from {path} (blake3 {digest}, {})",
             if origin == Origin::Cached {
                 "compiled code from cache"
             } else {
@@ -181,12 +220,11 @@ impl PluginHost {
         );
         let plugin = Arc::new(LoadedPlugin {
             name: name.to_string(),
-            path: path.to_path_buf(),
+            source: source.clone(),
             digest,
             manifest,
             origin,
-            stamp,
-            manifest_stamp,
+            stamps,
             pre,
         });
         self.loaded
@@ -213,7 +251,7 @@ impl PluginHost {
         req: &OpenRequest<'_>,
     ) -> Result<Arc<dyn Dict>, OpenError> {
         let files = Self::files_of(&plugin, req.name);
-        let plugin_stamps = vec![plugin.stamp.clone(), plugin.manifest_stamp.clone()];
+        let plugin_stamps = plugin.stamps.clone();
         let request = WitOpenRequest {
             map_type: plugin.name.clone(),
             name: req.name.to_string(),
@@ -256,9 +294,9 @@ impl MapTypeSource for PluginHost {
         type_name: &str,
         req: &OpenRequest<'_>,
     ) -> Option<Result<Arc<dyn Dict>, OpenError>> {
-        let path = self.locate(type_name)?;
+        let source = self.locate(type_name)?;
         Some(
-            self.load(type_name, &path)
+            self.load(type_name, &source)
                 .map_err(|e| OpenError::new(req.table, format!("{e:#}")))
                 .and_then(|plugin| self.open_table(plugin, req)),
         )

@@ -52,7 +52,7 @@ impl MapType for Hostile {
                     Ok(Some(leaked))
                 }
             }
-            "huge" => Ok(Some(vec![b'x'; 16 << 20])),
+            "huge" => Ok(Some(vec![b'x'; 2 << 20])),
             _ => {
                 let mut v = b"hostile:".to_vec();
                 v.extend_from_slice(key);

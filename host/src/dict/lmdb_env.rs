@@ -4,6 +4,24 @@
 //! transactions. Callers serialise access; Postfix's own file locks are taken
 //! by the caller around each operation.
 
+// Why lmdb-rkv-sys (archived upstream) and not another binding: Postfix's
+// lmdb: tables are written by Debian's liblmdb0 0.9.24 (data format 1, lock
+// format 1, robust process-shared pthread mutexes). lmdb-rkv-sys 0.11.2
+// vendors LMDB 0.9.24: lmdb.h is identical to Debian's, mdb.c is the
+// LMDB_0.9.24 release plus portability-only edits, it uses the same robust
+// mutexes, and its lock file interoperates with liblmdb0 holding the same
+// environment open. (Both sides open with MDB_NOLOCK, so the lock format is a
+// safeguard rather than a current need.) Compared and rejected:
+// - lmdb-master-sys 0.2.6 (heed, maintained): the unreleased mdb.master
+//   branch, "0.9.70", MDB_LOCK_VERSION 2; a lock file held by liblmdb0 makes
+//   it fail with MDB_VERSION_MISMATCH, and the reverse. Data format 1.
+// - lmdb-master3-sys 0.2.6: data format 3, lock format 2.
+// - lmdb-sys 0.8.0 and liblmdb-sys 0.2.2: unmaintained, older (0.9.21, 0.9.18).
+// - the system liblmdb through our own declarations: the same library as
+//   Postfix, but a build would need liblmdb-dev, and a plain `cargo install`
+//   would no longer give every map type.
+// Revisit when a maintained crate vendors an LMDB 0.9 release (mdb.RE/0.9).
+
 use lmdb_sys as ffi;
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;

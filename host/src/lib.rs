@@ -9,7 +9,7 @@
 
 pub mod allowlist;
 pub mod bench;
-pub mod client;
+pub use proxymapd_client as client;
 pub use proxymapd_codec as codec;
 pub mod config;
 pub mod dict;

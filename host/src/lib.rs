@@ -8,7 +8,6 @@
 //! settings from a Postfix configuration directory or our own TOML file.
 
 pub mod allowlist;
-pub mod bench;
 pub use proxymapd_client as client;
 pub use proxymapd_codec as codec;
 pub mod config;

@@ -1,4 +1,4 @@
-//! The `proxymapd` command: `serve`, `check`, `query` and `demo`.
+//! The `proxymapd` command: `serve`, `check`, `query`, `demo`, `componentize` and `digest`.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -56,10 +56,6 @@ enum Command {
     Check(ConfigArgs),
     /// Query a running server, like `postmap -q KEY proxy:TABLE`.
     Query(QueryArgs),
-    /// Load a proxymap-protocol server (ours or Postfix's) and report rate and latency.
-    Bench(BenchArgs),
-    /// Run the same load against a private Postfix proxymap and proxymapd, side by side.
-    VsPostfix(VsPostfixArgs),
     /// Turn a plugin's core WebAssembly module into a component (plugin builds use this).
     Componentize {
         /// Core module (or component) to read.
@@ -71,15 +67,6 @@ enum Command {
     Digest {
         /// The plugin file.
         file: PathBuf,
-    },
-    /// Answer every request with one fixed reply: the throughput ceiling.
-    EchoServer {
-        /// Socket to listen on.
-        #[arg(long, value_name = "PATH")]
-        socket: PathBuf,
-        /// Do not send the Postfix 3.6+ greeting.
-        #[arg(long)]
-        no_greeting: bool,
     },
     /// Serve the bundled example tables and show a lookup.
     Demo {
@@ -119,80 +106,6 @@ struct QueryArgs {
     value: Option<String>,
 }
 
-#[derive(Args)]
-struct BenchArgs {
-    /// Server socket (ours or Postfix's private/proxymap).
-    #[arg(long, value_name = "PATH")]
-    socket: PathBuf,
-    /// Do not expect a greeting (Postfix 3.0-3.5 servers).
-    #[arg(long)]
-    no_greeting: bool,
-    /// Send instance_flags with this value (Postfix 3.11+ dialect).
-    #[arg(long)]
-    instance_flags: Option<u32>,
-    /// Concurrent connections.
-    #[arg(short = 'c', long, default_value_t = 32)]
-    concurrency: usize,
-    /// Seconds to run (default 10 unless --requests is given).
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Total requests to send instead of a duration.
-    #[arg(long, conflicts_with = "duration")]
-    requests: Option<u64>,
-    /// Table name as clients send it, e.g. lmdb:/etc/postfix/virtual.
-    #[arg(long)]
-    table: String,
-    /// File with one key per line (keys present in the table).
-    #[arg(long, value_name = "FILE")]
-    keys: PathBuf,
-    /// Fraction of requests that look up keys not in the table.
-    #[arg(long, default_value_t = 0.0)]
-    miss_ratio: f64,
-    /// lookup, open-lookup or update.
-    #[arg(long, default_value = "lookup")]
-    mode: String,
-    /// Request flags (default LOCK|FOLD_FIX).
-    #[arg(long, default_value_t = flags::LOCK | flags::FOLD_FIX)]
-    flags: u32,
-    /// Server pid to account CPU time and memory to (repeatable).
-    #[arg(long)]
-    pid: Vec<u32>,
-    /// Account every process with this command name (e.g. proxymap).
-    #[arg(long, conflicts_with = "pid")]
-    comm: Option<String>,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct VsPostfixArgs {
-    /// Scratch directory for tables, instances and sockets.
-    #[arg(long, default_value = "/tmp/proxymapd-bench")]
-    workdir: PathBuf,
-    /// Write benchmarks.md and benchmarks.svg here.
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
-    /// Seconds per timed run.
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Concurrency levels.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
-    concurrency: Vec<usize>,
-    /// Repetitions per (server, table, C), alternating the servers.
-    #[arg(long, default_value_t = 2)]
-    repetitions: usize,
-    /// Entries per table.
-    #[arg(long, default_value_t = 100_000)]
-    entries: usize,
-    /// Fraction of lookups that miss.
-    #[arg(long, default_value_t = 0.1)]
-    miss_ratio: f64,
-    /// Only check identical answers and zero errors with a few hundred requests.
-    #[arg(long)]
-    smoke: bool,
-}
-
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -200,7 +113,6 @@ fn main() {
         Command::Check(args) => check(&args),
         Command::Query(args) => query(args),
         Command::Demo { dir, once } => demo(&dir, once),
-        Command::Bench(args) => bench(args),
         Command::Componentize { input, output } => componentize(&input, &output),
         Command::Digest { file } => {
             let bytes =
@@ -210,11 +122,6 @@ fn main() {
                 0
             })
         }
-        Command::VsPostfix(args) => vs_postfix(args),
-        Command::EchoServer {
-            socket,
-            no_greeting,
-        } => echo_server(&socket, no_greeting),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -493,201 +400,6 @@ fn demo(dir: &Path, once: bool) -> Result<i32> {
         runtime.block_on(control.send(lifecycle::Control::Stop))?;
     }
     runtime.block_on(server)??;
-    Ok(0)
-}
-
-fn echo_server(socket: &Path, no_greeting: bool) -> Result<i32> {
-    let greeting = if no_greeting {
-        proxymapd::codec::Greeting::None
-    } else {
-        proxymapd::codec::Greeting::Proxymap
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(proxymapd::bench::echo::run(socket, greeting))?;
-    Ok(0)
-}
-
-fn bench(args: BenchArgs) -> Result<i32> {
-    use proxymapd::bench::{load, procstat};
-    let text =
-        std::fs::read(&args.keys).with_context(|| format!("read {}", args.keys.display()))?;
-    let keys: Vec<Vec<u8>> = text
-        .split(|&b| b == b'\n')
-        .filter(|k| !k.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    let mode = match args.mode.as_str() {
-        "lookup" => load::Mode::Lookup,
-        "open-lookup" => load::Mode::OpenLookup,
-        "update" => load::Mode::Update,
-        other => bail!("unknown --mode {other}; use lookup, open-lookup or update"),
-    };
-    let spec = load::LoadSpec {
-        socket: args.socket.clone(),
-        greeting: !args.no_greeting,
-        instance_flags: args.instance_flags,
-        concurrency: args.concurrency,
-        duration: match (args.duration, args.requests) {
-            (Some(d), _) => Some(std::time::Duration::from_secs_f64(d)),
-            (None, None) => Some(std::time::Duration::from_secs(10)),
-            (None, Some(_)) => None,
-        },
-        requests: args.requests,
-        table: args.table.clone(),
-        flags: args.flags,
-        keys: Arc::new(keys),
-        miss_ratio: args.miss_ratio,
-        mode,
-    };
-    let target = match (&args.comm, args.pid.is_empty()) {
-        (Some(name), _) => Some(procstat::Target::Comm(name.clone())),
-        (None, false) => Some(procstat::Target::Pids(args.pid.clone())),
-        (None, true) => None,
-    };
-    let before = target.as_ref().map(procstat::sample);
-    let report = load::run(&spec)?;
-    let after = target.as_ref().map(procstat::sample);
-    let cpu = before
-        .as_ref()
-        .zip(after.as_ref())
-        .map(|(b, a)| procstat::cpu_seconds(b, a));
-    let rss = after.as_ref().map(|a| a.peak_rss_kib);
-    let statuses: serde_json::Map<String, serde_json::Value> = report
-        .statuses
-        .iter()
-        .map(|(s, n)| (s.to_string(), (*n).into()))
-        .collect();
-    let cpu_us = cpu.map(|c| c * 1e6 / report.requests.max(1) as f64);
-    if args.json {
-        let obj = serde_json::json!({
-            "socket": args.socket, "table": args.table, "concurrency": args.concurrency, "mode": args.mode,
-            "requests": report.requests, "seconds": report.elapsed.as_secs_f64(), "rps": report.rate(),
-            "p50_us": report.micros(0.5), "p90_us": report.micros(0.9), "p99_us": report.micros(0.99),
-            "p999_us": report.micros(0.999), "max_us": report.latency.max() as f64 / 1000.0,
-            "statuses": statuses, "failures": report.failures, "errors": report.errors(),
-            "server_cpu_s": cpu, "cpu_us_per_request": cpu_us, "server_peak_rss_kib": rss,
-        });
-        println!("{obj}");
-    } else {
-        println!(
-            "{} {} C={} mode={}",
-            args.socket.display(),
-            args.table,
-            args.concurrency,
-            args.mode
-        );
-        println!(
-            "{} requests in {:.2} s = {:.0} req/s",
-            report.requests,
-            report.elapsed.as_secs_f64(),
-            report.rate()
-        );
-        println!(
-            "latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-            report.micros(0.5),
-            report.micros(0.9),
-            report.micros(0.99),
-            report.micros(0.999),
-            report.latency.max() as f64 / 1000.0
-        );
-        println!("statuses: {statuses:?}; failures {}", report.failures);
-        if let (Some(c), Some(r), Some(us)) = (cpu, rss, cpu_us) {
-            println!(
-                "server: {c:.2} CPU s = {us:.1} us/request; peak RSS {:.1} MiB",
-                r as f64 / 1024.0
-            );
-        }
-    }
-    Ok(if report.errors() == 0 { 0 } else { 1 })
-}
-
-fn command_output(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn vs_postfix(args: VsPostfixArgs) -> Result<i32> {
-    use proxymapd::bench::{harness, report};
-    let opts = harness::Options {
-        workdir: args.workdir.clone(),
-        proxymapd: std::env::current_exe()?,
-        duration: std::time::Duration::from_secs_f64(args.duration),
-        concurrency: args.concurrency.clone(),
-        repetitions: args.repetitions.max(1),
-        entries: if args.smoke {
-            args.entries.min(2_000)
-        } else {
-            args.entries
-        },
-        miss_ratio: args.miss_ratio,
-        smoke: args.smoke,
-    };
-    let servers = harness::Servers::start(&opts)?;
-    if args.smoke {
-        for line in servers.smoke()? {
-            println!("{line}");
-        }
-        return Ok(0);
-    }
-    let rows = harness::run(&opts, &servers, |r| {
-        eprintln!(
-            "{:9} {:8} C={:<3} {:>8.0} req/s  p50 {:>7.0} us  p99 {:>7.0} us  cpu {:>5.1} us/req  errors {}",
-            r.server, r.table, r.concurrency, r.rps, r.p50_us, r.p99_us, r.cpu_us_per_request, r.errors
-        )
-    })?;
-    drop(servers);
-    let rows = report::average(&rows);
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let header = format!(
-        "Run on {date} by `bash bench/vs-postfix.sh`: {cores} cores ({cpu_model}), Linux {kernel}, \
-         Postfix {postfix} (private instance, stock process limits), proxymapd {version}.\n\n\
-         Each client is a strict request→reply loop like a Postfix client, over UNIX sockets, on the same machine as \
-         the servers (the load generator shares the cores). Tables: {entries} entries, the same source as `texthash:` and \
-         as `lmdb:`, `hash:` and `cdb:` files built by Postfix's postmap; proxymapd serves `hash:` natively and, as \
-         server `proxymapd-plugin` (a second proxymapd started with `--sandbox hash`), through the WebAssembly plugin, \
-         and `cdb:` through its plugin; {miss:.0}% of lookups miss. `regexp-500` is a 500-rule regexp table shaped like \
-         smtpd checks (host names, sender rewriting with `$1`, header-check rules, if/endif blocks) and `cidr-10k` a \
-         10,000-line cidr client list, both through proxymapd's plugins; about a third of their keys match a rule, the \
-         rest walk every rule. Each (server, table, C) ran {reps}× for \
-         {dur} s after a 0.3 s warm-up, Postfix and proxymapd alternating so drift cancels; the echo server answers every \
-         request with a fixed reply (the ceiling for this protocol on this machine). CPU µs/req is server CPU time \
-         (all its processes) per request; client CPU µs/req is the load generator's own, on the same cores.",
-        date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        cores = command_output("nproc", &[]),
-        kernel = command_output("uname", &["-r"]),
-        postfix = command_output("postconf", &["-dh", "mail_version"]),
-        version = env!("CARGO_PKG_VERSION"),
-        entries = opts.entries,
-        miss = opts.miss_ratio * 100.0,
-        reps = opts.repetitions,
-        dur = args.duration,
-    );
-    let md = format!(
-        "{}\n## Headline\n\n{}\n",
-        report::markdown(&rows, &header),
-        report::headline(&rows, 32)
-    );
-    println!("{}", report::headline(&rows, 32));
-    if let Some(out) = &args.out {
-        std::fs::create_dir_all(out)?;
-        std::fs::write(out.join("benchmarks.md"), md)?;
-        std::fs::write(out.join("benchmarks.svg"), report::svg(&rows))?;
-        println!("wrote {}/benchmarks.md and benchmarks.svg", out.display());
-    } else {
-        println!("{md}");
-    }
     Ok(0)
 }
 

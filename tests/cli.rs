@@ -64,14 +64,36 @@ fn check_opens_every_approved_table_and_reports_problems() {
 #[test]
 fn demo_serves_the_examples_and_shows_a_lookup() {
     let dir = tempfile::tempdir().unwrap();
-    let out = proxymapd(&["demo", "--once", "--dir", &dir.path().to_string_lossy()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+        .args(["demo", "--once", "--dir", &dir.path().to_string_lossy()])
+        // No plugin directory of ours: the plugin tables are served by the
+        // plugins carried in the binary.
+        .env("PROXYMAPD_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("-> admin@example.net"), "{text}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{log}");
+    for (map_type, served_by, answer) in [
+        ("texthash", "built in", "admin@example.net"),
+        ("cdb", "WebAssembly plugin", "jane.doe@example.net"),
+        ("cidr", "WebAssembly plugin", "REJECT documentation network"),
+        ("regexp", "WebAssembly plugin", "REJECT spam subject"),
+        ("pcre", "WebAssembly plugin", "PREPEND X-Flagged: score 12"),
+    ] {
+        assert!(
+            text.contains(&format!("({map_type}: {served_by})\n  -> {answer}\n")),
+            "{map_type}: {text}"
+        );
+    }
+    for map_type in ["cdb", "cidr", "regexp", "pcre"] {
+        assert!(
+            log.contains(&format!(
+                "plugin {map_type}: loaded from shipped in proxymapd"
+            )),
+            "{map_type}: {log}"
+        );
+    }
 }
 
 #[test]

@@ -5,8 +5,9 @@
 # formatting, lints and documentation, then runs every test of the workspace:
 # unit tests and every tests/*.rs (cargo discovers them; host/tests links to
 # tests/): wire, CLI, interop with real Postfix clients, plugin sandbox tests
-# and the benchmark smoke run, after a short fuzz run of the wire codec when a
-# nightly toolchain is present. Ends with one summary line.
+# and the benchmark smoke run (`proxymapd-bench vs-postfix --smoke`, in
+# bench/tests/), after a short fuzz run of the wire codec when a nightly
+# toolchain is present. Ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -14,7 +15,7 @@ bash tests/install-deps.sh
 # Build products live outside the clone so repeated runs reuse them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/proxymapd/target}"
 export PLUGIN_TARGET_DIR="${PLUGIN_TARGET_DIR:-$HOME/.cache/proxymapd/wasm-target}"
-cargo build --locked -p proxymapd
+cargo build --locked -p proxymapd -p proxymapd-bench
 export PROXYMAPD="$CARGO_TARGET_DIR/debug/proxymapd"
 # The shipped plugins are carried in the binary; rebuild them from plugins/
 # and fail now when the committed host/shipped-plugins/ differs. A plugins/

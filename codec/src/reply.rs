@@ -25,6 +25,55 @@ pub enum Status {
     Config = 5,
 }
 
+impl Status {
+    /// Every status, in code order.
+    pub const ALL: [Status; 6] = [
+        Status::Ok,
+        Status::NoKey,
+        Status::Retry,
+        Status::Bad,
+        Status::Deny,
+        Status::Config,
+    ];
+
+    /// The status with this wire code, if there is one.
+    pub fn from_code(code: u32) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| *s as u32 == code)
+    }
+
+    /// Postfix's name for it (`PROXY_STAT_` without the prefix): `OK`,
+    /// `NOKEY`, `RETRY`, `BAD`, `DENY`, `CONFIG`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::NoKey => "NOKEY",
+            Status::Retry => "RETRY",
+            Status::Bad => "BAD",
+            Status::Deny => "DENY",
+            Status::Config => "CONFIG",
+        }
+    }
+
+    /// What it means to a client, in a few words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Status::Ok => "found or done",
+            Status::NoKey => "key not found",
+            Status::Retry => "temporary failure",
+            Status::Bad => "bad request",
+            Status::Deny => "table not approved or service not writable",
+            Status::Config => "table configuration error",
+        }
+    }
+}
+
+/// The meaning and the name, e.g. `temporary failure (RETRY)`.
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.meaning(), self.name())
+    }
+}
+
 /// A reply to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -100,6 +149,16 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_codes_names_and_meanings() {
+        for (code, status) in Status::ALL.into_iter().enumerate() {
+            assert_eq!(Status::from_code(code as u32), Some(status));
+        }
+        assert_eq!(Status::from_code(6), None);
+        assert_eq!(Status::NoKey.name(), "NOKEY");
+        assert_eq!(Status::Retry.to_string(), "temporary failure (RETRY)");
+    }
 
     #[test]
     fn shapes() {

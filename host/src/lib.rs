@@ -8,8 +8,7 @@
 //! settings from a Postfix configuration directory or our own TOML file.
 
 pub mod allowlist;
-pub mod bench;
-pub mod client;
+pub use proxymapd_client as client;
 pub use proxymapd_codec as codec;
 pub mod config;
 pub mod dict;

@@ -5,8 +5,13 @@
 
 pub mod corpus;
 pub mod postfix;
+mod skip;
 
-use std::io::{Read, Write};
+// Not every test file skips; those that do call `common::skip_without`.
+#[allow(unused_imports)]
+pub use skip::*;
+
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -218,60 +223,4 @@ pub fn install_plugin(plugin_dir: &Path, dir: &str, name: &str, as_name: &str) {
     .unwrap();
     let manifest = built_plugin(dir, &format!("{name}.toml"));
     std::fs::copy(manifest, plugin_dir.join(format!("{as_name}.toml"))).unwrap();
-}
-
-/// Set by the README's test command (tests/run.sh): a missing prerequisite
-/// then fails the test instead of skipping it, so CI cannot pass by skipping.
-pub const STRICT_VAR: &str = "PROXYMAPD_TESTS_STRICT";
-
-/// What a test needs beyond a Rust toolchain.
-#[derive(Debug, Clone, Copy)]
-pub enum Need {
-    /// Postfix's own programs (`postmap`, `postconf`), for side-by-side answers.
-    Postfix,
-    /// The test plugins (tests/plugins, examples), built beside the
-    /// proxymapd binary; the shipped plugins are always in it.
-    Plugins,
-    /// LMDB's tools (`mdb_dump`, `mdb_stat`).
-    LmdbTools,
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-fn missing(need: Need) -> Option<&'static str> {
-    let present = match need {
-        Need::Postfix => on_path("postmap") && on_path("postconf"),
-        Need::Plugins => {
-            let exe = PathBuf::from(env!("CARGO_BIN_EXE_proxymapd"));
-            let dir = exe.parent().unwrap();
-            dir.join("test-plugins/hostile.wasm").exists()
-        }
-        Need::LmdbTools => on_path("mdb_dump") && on_path("mdb_stat"),
-    };
-    (!present).then_some(match need {
-        Need::Postfix => "Postfix (postmap, postconf) is not installed",
-        Need::Plugins => "the test plugins are not built beside the proxymapd binary",
-        Need::LmdbTools => "LMDB's tools (mdb_dump, mdb_stat) are not installed",
-    })
-}
-
-/// True when the calling test must be skipped for a missing prerequisite
-/// (after printing one line saying why); `bash tests/run.sh` installs and
-/// builds them all. Under [`STRICT_VAR`] a missing prerequisite panics.
-pub fn skip_without(needs: &[Need]) -> bool {
-    let Some(why) = needs.iter().find_map(|n| missing(*n)) else {
-        return false;
-    };
-    if std::env::var_os(STRICT_VAR).is_some() {
-        panic!("{why} ({STRICT_VAR} is set: missing prerequisites fail)");
-    }
-    // Straight to the stream: the test harness captures eprintln!.
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped: {why}; `bash tests/run.sh` installs and builds everything"
-    );
-    true
 }

@@ -2,9 +2,9 @@
 //! lookup reply. No table, no parsing beyond finding where a frame ends: the
 //! ceiling a proxymap server on this socket protocol and runtime can reach.
 
-use crate::codec::attr::{encode_attr, end_frame};
-use crate::codec::{FrameDecoder, Greeting, Limits};
 use anyhow::{Context, Result};
+use proxymapd_codec::attr::{encode_attr, end_frame};
+use proxymapd_codec::{FrameDecoder, Greeting, Limits};
 use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};

@@ -14,8 +14,8 @@ use super::pattern_tables;
 use super::postfix::PrivatePostfix;
 use super::procstat::{self, Target};
 use super::report::Row;
-use crate::flags;
 use anyhow::{bail, Context, Result};
+use proxymapd_client::flags;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,6 +28,9 @@ pub struct Options {
     pub workdir: PathBuf,
     /// The proxymapd binary to benchmark.
     pub proxymapd: PathBuf,
+    /// The program whose `echo-server` subcommand runs the echo server
+    /// (`proxymapd-bench` itself).
+    pub echo_server: PathBuf,
     /// Seconds per timed run.
     pub duration: Duration,
     /// Concurrency levels.
@@ -224,7 +227,7 @@ impl Servers {
         let echo_socket = work.join("echo.sock");
         let echo = ChildGuard(
             spawn_tied(
-                Command::new(&opts.proxymapd)
+                Command::new(&opts.echo_server)
                     .args(["echo-server", "--socket"])
                     .arg(&echo_socket)
                     .stdout(Stdio::null()),
@@ -409,6 +412,7 @@ fn smoke_defaults() -> Options {
     Options {
         workdir: PathBuf::new(),
         proxymapd: PathBuf::new(),
+        echo_server: PathBuf::new(),
         duration: Duration::from_secs(1),
         concurrency: vec![8],
         repetitions: 1,

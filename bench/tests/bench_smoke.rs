@@ -2,20 +2,25 @@
 //! master and proxymap) and proxymapd serve the same tables; both must give
 //! identical answers to hits, misses and upper-case keys, and a few hundred
 //! concurrent requests each must see no error. No timing is asserted.
+//! Runs `proxymapd-bench vs-postfix --smoke` against the proxymapd binary
+//! (and its plugins) built in the same target directory.
 
-mod common;
+#[path = "../../tests/common/skip.rs"]
+mod skip;
 
-use common::Need;
+use skip::Need;
 use std::process::Command;
 
 #[test]
 fn postfix_and_proxymapd_give_identical_answers_under_load() {
-    if common::skip_without(&[Need::Postfix]) {
+    if skip::skip_without(&[Need::Postfix, Need::Proxymapd]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_proxymapd"))
-        .args(["vs-postfix", "--smoke", "--workdir"])
+    let out = Command::new(env!("CARGO_BIN_EXE_proxymapd-bench"))
+        .args(["vs-postfix", "--smoke", "--proxymapd"])
+        .arg(skip::proxymapd_exe())
+        .arg("--workdir")
         .arg(dir.path().join("work"))
         .output()
         .unwrap();

@@ -4,9 +4,9 @@
 //! Latency is recorded per request in an HDR histogram; reply statuses are
 //! counted. Works against any proxymap-protocol server and any dialect.
 
-use crate::client::Client;
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
+use proxymapd_client::Client;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};

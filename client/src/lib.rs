@@ -2,10 +2,17 @@
 //! `proxymapd query` command, the tests and load generation. Speaks every
 //! dialect: it reads the greeting when told to expect one and sends
 //! `instance_flags` when asked to act as a Postfix 3.11+ client.
+//!
+//! A crate of its own (`proxymapd-client`), needing only the wire codec and
+//! the SDK's [`flags`] constants (re-exported here, the same ones the server
+//! and plugins use), so the benchmark tools in `bench/` talk to servers
+//! without building one; the host re-exports it as `proxymapd::client`.
 
-use crate::codec::attr::{encode_attr, encode_num, end_frame, Decoded};
-use crate::codec::{Attr, FrameDecoder, Limits};
+pub use proxymapd_sdk::flags;
+
 use anyhow::{bail, Context, Result};
+use proxymapd_codec::attr::{encode_attr, encode_num, end_frame, Decoded};
+use proxymapd_codec::{Attr, FrameDecoder, Limits};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;

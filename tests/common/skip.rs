@@ -1,0 +1,86 @@
+//! Skipping a test whose prerequisites are missing (Postfix, LMDB's tools,
+//! the built plugins or proxymapd binary), with one line saying why, or
+//! failing it under the test command's strict mode. Shared by the tests in
+//! this directory (through `common`) and by the benchmark crate's tests,
+//! which include this file alone: nothing here needs the proxymapd package.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Set by the README's test command (tests/run.sh): a missing prerequisite
+/// then fails the test instead of skipping it, so CI cannot pass by skipping.
+pub const STRICT_VAR: &str = "PROXYMAPD_TESTS_STRICT";
+
+/// What a test needs beyond a Rust toolchain.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    /// Postfix's own programs (`postmap`, `postconf`), for side-by-side answers.
+    Postfix,
+    /// The test plugins (tests/plugins, examples), built beside the
+    /// proxymapd binary; the shipped plugins are always in it.
+    Plugins,
+    /// The proxymapd binary itself (always there for the proxymapd
+    /// package's tests; other packages' tests find it in the target
+    /// directory once `cargo build -p proxymapd` has run).
+    Proxymapd,
+    /// LMDB's tools (`mdb_dump`, `mdb_stat`).
+    LmdbTools,
+}
+
+/// The proxymapd binary: cargo's for the proxymapd package's own tests,
+/// otherwise the one in the target directory this test was built into.
+pub fn proxymapd_exe() -> PathBuf {
+    if let Some(exe) = option_env!("CARGO_BIN_EXE_proxymapd") {
+        return PathBuf::from(exe);
+    }
+    // Tests run from <target>/<profile>/deps/; binaries sit in <profile>/.
+    let me = std::env::current_exe().expect("test executable path");
+    me.parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable in a target directory")
+        .join("proxymapd")
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn missing(need: Need) -> Option<&'static str> {
+    let present = match need {
+        Need::Postfix => on_path("postmap") && on_path("postconf"),
+        Need::Plugins => {
+            let exe = proxymapd_exe();
+            let dir = exe.parent().unwrap();
+            dir.join("test-plugins/hostile.wasm").exists()
+        }
+        Need::LmdbTools => on_path("mdb_dump") && on_path("mdb_stat"),
+        Need::Proxymapd => proxymapd_exe().is_file(),
+    };
+    (!present).then_some(match need {
+        Need::Postfix => "Postfix (postmap, postconf) is not installed",
+        Need::Plugins => "the test plugins are not built beside the proxymapd binary",
+        Need::LmdbTools => "LMDB's tools (mdb_dump, mdb_stat) are not installed",
+        Need::Proxymapd => "the proxymapd binary is not built (cargo build -p proxymapd)",
+    })
+}
+
+/// True when the calling test must be skipped for a missing prerequisite
+/// (after printing one line saying why); `bash tests/run.sh` installs and
+/// builds them all. Under [`STRICT_VAR`] a missing prerequisite panics.
+pub fn skip_without(needs: &[Need]) -> bool {
+    let Some(why) = needs.iter().find_map(|n| missing(*n)) else {
+        return false;
+    };
+    if std::env::var_os(STRICT_VAR).is_some() {
+        panic!("{why} ({STRICT_VAR} is set: missing prerequisites fail)");
+    }
+    // Straight to the stream: the test harness captures eprintln!.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {why}; `bash tests/run.sh` installs and builds everything"
+    );
+    true
+}

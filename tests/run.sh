@@ -46,7 +46,7 @@ fi
 export PROXYMAPD_TESTS_STRICT=1
 log=$(mktemp)
 set +e
-cargo test --workspace --lib --bins --tests --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -136,7 +136,12 @@ impl Client {
                     None => {}
                 }
             }
-            let n = self.stream.read(&mut self.buf)?;
+            let n = match self.stream.read(&mut self.buf) {
+                Ok(n) => n,
+                // A signal, not an answer: read again.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 bail!("server closed the connection");
             }

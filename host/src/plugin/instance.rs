@@ -17,13 +17,14 @@ mod bindings {
         path: "../wit",
     });
 }
-use bindings::*;
 pub use bindings::{Plugin, PluginPre};
 
-pub use exports::proxymapd::dict::dict::{
+// Through `bindings::` by name: the generated `proxymapd` module would be
+// ambiguous with this crate's own name where it is an extern (doc tests).
+pub use bindings::exports::proxymapd::dict::dict::{
     Error as WitError, OpenRequest as WitOpenRequest, SeqStep as WitSeqStep,
 };
-use proxymapd::dict::host::{Host, Level};
+use bindings::proxymapd::dict::host::{Host, Level};
 
 /// Per-instance state the host functions see.
 pub struct HostState {

@@ -50,7 +50,8 @@ pub async fn run(
     let handler = Arc::new(Handler::new(registry, settings.allowlists()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut services = Vec::new();
-    for (service, path) in &sockets {
+    // proxywrite first: a client that can reach proxymap finds both.
+    for (service, path) in sockets.iter().rev() {
         services.push(socket::bind(*service, path).await?);
     }
     let tasks: Vec<_> = services

@@ -7,11 +7,15 @@
 use super::settings::map_types;
 use anyhow::{bail, Context, Result};
 use proxymapd::client::Client;
+use proxymapd::codec::Status;
 use proxymapd::server::lifecycle;
 use proxymapd::{flags, logging};
 use std::path::Path;
 
 const DEMO_CONFIG: &str = include_str!("../../../examples/proxymapd.toml");
+/// How long the demo asks again while a table answers RETRY.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The example tables, written under `tables/` (`relocated.cdb` was built
 /// from `relocated` by Postfix's `postmap cdb:`).
 const DEMO_TABLES: [(&str, &[u8]); 7] = [
@@ -104,7 +108,17 @@ pub(crate) fn run(dir: &Path, once: bool) -> Result<i32> {
     let mut client = Client::connect(&settings.proxymap_socket, greeting)?;
     for (map_type, file, key, served_by) in DEMO_LOOKUPS {
         let table = format!("{map_type}:{}/tables/{file}", dir.display());
-        let reply = client.lookup(&table, flags::LOCK | flags::FOLD_FIX, key.as_bytes())?;
+        // A plugin compiles at its first use (slow in a debug build, on a
+        // busy machine): its table answers RETRY until then, as Postfix
+        // clients expect; the demo asks again, as they would.
+        let started = std::time::Instant::now();
+        let reply = loop {
+            let reply = client.lookup(&table, flags::LOCK | flags::FOLD_FIX, key.as_bytes())?;
+            if reply.status() != Some(Status::Retry as u32) || started.elapsed() > RETRY_FOR {
+                break reply;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
         let Some(0) = reply.status() else {
             bail!("demo lookup of {key} in proxy:{table} failed: {reply:?}")
         };

@@ -2,7 +2,7 @@
 //! component of the `plugin` world (wit/dict.wit) providing map type `NAME`;
 //! an optional `NAME.toml` manifest pins its blake3 digest and sets limits.
 //! Directories are searched in order, so an operator's directory adds to or
-//! overrides the plugins shipped inside the proxymapd binary ([`shipped`]),
+//! overrides the plugins shipped inside the proxymapd binary (`plugin/shipped.rs`),
 //! which are searched last. Components are compiled once
 //! (kept in the compile cache) and pre-linked; a changed `.wasm` is reloaded
 //! and its tables reopen between requests.

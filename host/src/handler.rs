@@ -6,48 +6,14 @@
 //! answered (NOKEY, or RETRY for an update) without running it. Knows nothing
 //! of sockets; the server calls [`Handler::handle`] once per frame.
 
-use crate::allowlist::{strip_proxy, Allowlist};
+use crate::allowlist::{strip_proxy, Allowlist, Allowlists};
 use crate::codec::{ParseError, Reply, Request, RequestKind, Status};
 use crate::dict::{DictError, SeqStep};
 use crate::flags;
 use crate::gate::GateError;
 use crate::registry::{OpenTable, Registry};
+use crate::server::Service;
 use std::sync::{Arc, RwLock};
-
-/// The two proxymap services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    /// `proxymap`: read-only.
-    Read,
-    /// `proxywrite`: read-write.
-    Write,
-}
-
-impl Service {
-    /// The service name, as in master.cf.
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Read => "proxymap",
-            Service::Write => "proxywrite",
-        }
-    }
-
-    fn parameter(self) -> &'static str {
-        match self {
-            Service::Read => "proxy_read_maps",
-            Service::Write => "proxy_write_maps",
-        }
-    }
-}
-
-/// Approved tables of both services.
-#[derive(Debug, Clone, Default)]
-pub struct Allowlists {
-    /// Tables of `proxy_read_maps`.
-    pub read: Allowlist,
-    /// Tables of `proxy_write_maps`.
-    pub write: Allowlist,
-}
 
 /// Answers requests using the registry and the current allowlists.
 pub struct Handler {

@@ -5,7 +5,7 @@
 use super::settings::{load_args, map_types, ConfigArgs};
 use anyhow::Result;
 use proxymapd::dict::{sigbus, Dict, DictError, SeqStep};
-use proxymapd::handler::Service;
+use proxymapd::server::Service;
 use proxymapd::{flags, logging};
 
 /// Check every approved table and report.

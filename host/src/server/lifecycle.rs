@@ -8,10 +8,11 @@
 //! It also installs the SIGBUS guard for mapped tables (`dict::sigbus`).
 
 use super::instance_lock::InstanceLocks;
+use super::Service;
 use super::{fd_limit, listener, socket};
 use crate::config::Settings;
 use crate::dict::MapTypes;
-use crate::handler::{Handler, Service};
+use crate::handler::Handler;
 use crate::registry::Registry;
 use anyhow::Result;
 use std::sync::Arc;

@@ -114,30 +114,27 @@ impl Registry {
         &self.types
     }
 
-    /// The shared instance of `name` for these instance flags, opening it
-    /// with `open_flags` when it is new or changed. Opening may block.
+    /// The shared instance of `name` for the instance bits of `open_flags`,
+    /// opening it with `open_flags` when it is new or changed. Opening may
+    /// block.
     pub fn acquire(
         &self,
         name: &str,
-        instance_flags: u32,
         open_flags: u32,
         writable: bool,
     ) -> Result<OpenTable, OpenError> {
-        let table = self.instance(name, instance_flags, open_flags, writable);
+        let table = self.instance(name, open_flags, writable);
         self.current(&table)
     }
 
-    /// The instance of `name` for these instance flags, created (not yet
-    /// opened) when new; never blocks on a table. Creating one beyond
-    /// [`MAX_INSTANCES`] evicts the least recently used instance of the name.
-    pub fn instance(
-        &self,
-        name: &str,
-        instance_flags: u32,
-        open_flags: u32,
-        writable: bool,
-    ) -> Arc<Table> {
-        let instance_flags = instance_flags & flags::INST_MASK;
+    /// The instance of `name` for the instance bits of `open_flags`
+    /// (Postfix's instance flags, or the request flags of an older client),
+    /// created (not yet opened) when new; a new instance is opened with all
+    /// of `open_flags`, the first requester's. Never blocks on a table.
+    /// Creating one beyond [`MAX_INSTANCES`] evicts the least recently used
+    /// instance of the name.
+    pub fn instance(&self, name: &str, open_flags: u32, writable: bool) -> Arc<Table> {
+        let instance_flags = open_flags & flags::INST_MASK;
         if let Some(table) = self.find(name, instance_flags, writable) {
             return table;
         }

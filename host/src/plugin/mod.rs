@@ -17,7 +17,7 @@ mod shipped;
 pub mod table;
 pub mod trusted_dir;
 
-use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenRequest};
+use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenParams};
 use anyhow::{bail, Context, Result};
 use cache::{CompileCache, Origin};
 use instance::{linker, GrantedFiles, HostState, InstanceSpec, PluginPre, WitOpenRequest};
@@ -248,7 +248,7 @@ impl PluginHost {
     fn open_table(
         &self,
         plugin: Arc<LoadedPlugin>,
-        req: &OpenRequest<'_>,
+        req: &OpenParams<'_>,
     ) -> Result<Arc<dyn Dict>, OpenError> {
         let files = Self::files_of(&plugin, req.name);
         let plugin_stamps = plugin.stamps.clone();
@@ -292,7 +292,7 @@ impl MapTypeSource for PluginHost {
     fn open_type(
         &self,
         type_name: &str,
-        req: &OpenRequest<'_>,
+        req: &OpenParams<'_>,
     ) -> Option<Result<Arc<dyn Dict>, OpenError>> {
         let source = self.locate(type_name)?;
         Some(

@@ -129,7 +129,7 @@ fn tables(c: &mut Criterion) {
     }
     let registry = Registry::new(MapTypes::builtin(), false);
     let table = format!("texthash:{}", virt.display());
-    registry.acquire(&table, FLAGS, FLAGS, false).unwrap();
+    registry.acquire(&table, FLAGS, false).unwrap();
     c.bench_function("registry/dispatch to an open table", |b| {
         b.iter(|| black_box(registry.ready(black_box(&table), FLAGS, false).is_some()))
     });

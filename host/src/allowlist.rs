@@ -4,6 +4,8 @@
 //! forms `{ type:name ... }` count by their table name, and tables nested
 //! inside `unionmap:{...}` / `pipemap:{...}` count too. Requests must then
 //! match an entry exactly (after stripping their own `proxy:` prefixes).
+//! [`Allowlists`] holds both services' lists: the configuration builds it
+//! and the handler consults it.
 
 use crate::dict::braces::{split_outside_braces, strip_braces};
 use std::collections::BTreeSet;
@@ -80,6 +82,15 @@ impl Allowlist {
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
     }
+}
+
+/// Approved tables of both services.
+#[derive(Debug, Clone, Default)]
+pub struct Allowlists {
+    /// Tables of `proxy_read_maps`.
+    pub read: Allowlist,
+    /// Tables of `proxy_write_maps`.
+    pub write: Allowlist,
 }
 
 #[cfg(test)]

@@ -6,48 +6,14 @@
 //! answered (NOKEY, or RETRY for an update) without running it. Knows nothing
 //! of sockets; the server calls [`Handler::handle`] once per frame.
 
-use crate::allowlist::{strip_proxy, Allowlist};
+use crate::allowlist::{strip_proxy, Allowlist, Allowlists};
 use crate::codec::{ParseError, Reply, Request, RequestKind, Status};
 use crate::dict::{DictError, SeqStep};
 use crate::flags;
 use crate::gate::GateError;
 use crate::registry::{OpenTable, Registry};
+use crate::server::Service;
 use std::sync::{Arc, RwLock};
-
-/// The two proxymap services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    /// `proxymap`: read-only.
-    Read,
-    /// `proxywrite`: read-write.
-    Write,
-}
-
-impl Service {
-    /// The service name, as in master.cf.
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Read => "proxymap",
-            Service::Write => "proxywrite",
-        }
-    }
-
-    fn parameter(self) -> &'static str {
-        match self {
-            Service::Read => "proxy_read_maps",
-            Service::Write => "proxy_write_maps",
-        }
-    }
-}
-
-/// Approved tables of both services.
-#[derive(Debug, Clone, Default)]
-pub struct Allowlists {
-    /// Tables of `proxy_read_maps`.
-    pub read: Allowlist,
-    /// Tables of `proxy_write_maps`.
-    pub write: Allowlist,
-}
 
 /// Answers requests using the registry and the current allowlists.
 pub struct Handler {
@@ -134,15 +100,36 @@ impl Handler {
 
     /// Answer one request on `service`.
     pub async fn handle(self: &Arc<Self>, service: Service, req: Request) -> Reply {
+        let kind = Some(req.kind);
+        let dialect_c = req.has_instance_flags();
+        match self.answer(service, req).await {
+            Ok((outcome, flags)) => Reply {
+                kind,
+                instance_flags: dialect_c,
+                status: outcome.status,
+                flags,
+                key: outcome.key,
+                value: outcome.value,
+            },
+            Err(status) => Reply::status(kind, dialect_c, status),
+        }
+    }
+
+    /// The outcome of one request and the table's reply flags; `Err` with
+    /// the bare status when the request is answered without running its
+    /// operation (malformed name, refused, unapproved, table not open, no
+    /// turn on the table).
+    async fn answer(
+        self: &Arc<Self>,
+        service: Service,
+        req: Request,
+    ) -> Result<(Outcome, u32), Status> {
         let started = tokio::time::Instant::now();
         let kind = req.kind;
-        let dialect_c = req.has_instance_flags();
-        let mut reply = Reply::status(Some(kind), dialect_c, Status::Ok);
         let table_name = strip_proxy(&req.table).to_string();
         if !table_name.contains(':') {
             tracing::warn!("malformed table name: \"{}\"", req.table);
-            reply.status = Status::Bad;
-            return reply;
+            return Err(Status::Bad);
         }
         if matches!(kind, RequestKind::Update | RequestKind::Delete) && service == Service::Read {
             tracing::warn!(
@@ -151,8 +138,7 @@ impl Handler {
                 kind.name(),
                 service.name()
             );
-            reply.status = Status::Deny;
-            return reply;
+            return Err(Status::Deny);
         }
         if !self.allowed(service, &table_name) {
             crate::warn_limited!(
@@ -169,8 +155,7 @@ impl Handler {
                 },
                 service.parameter()
             );
-            reply.status = Status::Deny;
-            return reply;
+            return Err(Status::Deny);
         }
         let instance_flags = req.instance_flags.unwrap_or(req.flags);
         let writable = service == Service::Write;
@@ -179,9 +164,9 @@ impl Handler {
             None => {
                 // Opening may read files or take locks: never on the event
                 // loop, and only in one of the table's turns.
-                let table =
-                    self.registry
-                        .instance(&table_name, instance_flags, instance_flags, writable);
+                let table = self
+                    .registry
+                    .instance(&table_name, instance_flags, writable);
                 let this = self.clone();
                 let gate = table.gate().clone();
                 gate.run(move || this.registry.current(&table)).await
@@ -189,19 +174,12 @@ impl Handler {
         };
         let table = match opened {
             Ok(Ok(table)) => table,
-            Ok(Err(err)) => {
-                reply.status = if err.temporary {
-                    Status::Retry
-                } else {
-                    Status::Config
-                };
-                return reply;
-            }
-            Err(GateError::Busy) => return busy(reply, &table_name),
+            Ok(Err(err)) if err.temporary => return Err(Status::Retry),
+            Ok(Err(_)) => return Err(Status::Config),
+            Err(GateError::Busy) => return Err(busy(&table_name)),
             Err(err) => {
                 tracing::error!("table {table_name}: open failed: {err}");
-                reply.status = Status::Retry;
-                return reply;
+                return Err(Status::Retry);
             }
         };
         let request_flags = match kind {
@@ -248,7 +226,7 @@ impl Handler {
             let t = table.clone();
             match table.gate.run(move || run(&t, &req, request_flags)).await {
                 Ok(outcome) => outcome,
-                Err(GateError::Busy) => return busy(reply, &table_name),
+                Err(GateError::Busy) => return Err(busy(&table_name)),
                 Err(err) => {
                     tracing::error!("table {table_name}: {} failed: {err}", kind.name());
                     Outcome::status(Status::Retry)
@@ -265,23 +243,18 @@ impl Handler {
         if outcome.status == Status::Retry {
             table.gate.pace_retry(started).await;
         }
-        reply.status = outcome.status;
-        reply.key = outcome.key;
-        reply.value = outcome.value;
-        reply.flags = table.reply_flags(request_bits);
-        reply
+        Ok((outcome, table.reply_flags(request_bits)))
     }
 }
 
-/// The reply to a request that got no turn on its table within the wait:
+/// The status for a request that got no turn on its table within the wait:
 /// RETRY, so the client defers instead of waiting longer.
-fn busy(mut reply: Reply, table_name: &str) -> Reply {
+fn busy(table_name: &str) -> Status {
     crate::warn_limited!(
         "table too busy",
         "table {table_name}: too busy (every turn taken for the whole wait), answering RETRY"
     );
-    reply.status = Status::Retry;
-    reply
+    Status::Retry
 }
 
 /// Map a lookup result to a status and value.

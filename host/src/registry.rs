@@ -32,8 +32,10 @@ enum TableState {
     Failed(OpenError),
 }
 
-/// One shared table instance.
-pub struct Table {
+/// One shared instance of a table (name, instance flags, service): opened
+/// or not, and the gate of its name. A request gets it open as an
+/// [`OpenTable`].
+pub struct TableInstance {
     name: String,
     instance_flags: u32,
     open_flags: u32,
@@ -44,7 +46,7 @@ pub struct Table {
     gate: Arc<TableGate>,
 }
 
-impl Table {
+impl TableInstance {
     /// The gate shared by every instance of this table name.
     pub fn gate(&self) -> &Arc<TableGate> {
         &self.gate
@@ -62,7 +64,7 @@ impl Table {
 /// Everything the registry keeps for one table name.
 struct NameEntry {
     gate: Arc<TableGate>,
-    instances: Vec<Arc<Table>>,
+    instances: Vec<Arc<TableInstance>>,
 }
 
 /// An open table as seen by one request.
@@ -114,30 +116,27 @@ impl Registry {
         &self.types
     }
 
-    /// The shared instance of `name` for these instance flags, opening it
-    /// with `open_flags` when it is new or changed. Opening may block.
+    /// The shared instance of `name` for the instance bits of `open_flags`,
+    /// opening it with `open_flags` when it is new or changed. Opening may
+    /// block.
     pub fn acquire(
         &self,
         name: &str,
-        instance_flags: u32,
         open_flags: u32,
         writable: bool,
     ) -> Result<OpenTable, OpenError> {
-        let table = self.instance(name, instance_flags, open_flags, writable);
+        let table = self.instance(name, open_flags, writable);
         self.current(&table)
     }
 
-    /// The instance of `name` for these instance flags, created (not yet
-    /// opened) when new; never blocks on a table. Creating one beyond
-    /// [`MAX_INSTANCES`] evicts the least recently used instance of the name.
-    pub fn instance(
-        &self,
-        name: &str,
-        instance_flags: u32,
-        open_flags: u32,
-        writable: bool,
-    ) -> Arc<Table> {
-        let instance_flags = instance_flags & flags::INST_MASK;
+    /// The instance of `name` for the instance bits of `open_flags`
+    /// (Postfix's instance flags, or the request flags of an older client),
+    /// created (not yet opened) when new; a new instance is opened with all
+    /// of `open_flags`, the first requester's. Never blocks on a table.
+    /// Creating one beyond [`MAX_INSTANCES`] evicts the least recently used
+    /// instance of the name.
+    pub fn instance(&self, name: &str, open_flags: u32, writable: bool) -> Arc<TableInstance> {
+        let instance_flags = open_flags & flags::INST_MASK;
         if let Some(table) = self.find(name, instance_flags, writable) {
             return table;
         }
@@ -166,7 +165,7 @@ impl Registry {
                 evicted.instance_flags
             );
         }
-        let table = Arc::new(Table {
+        let table = Arc::new(TableInstance {
             name: name.to_string(),
             instance_flags,
             open_flags,
@@ -181,7 +180,7 @@ impl Registry {
 
     /// The instance of `name` with these instance flags on this service,
     /// marked as used now.
-    fn find(&self, name: &str, instance_flags: u32, writable: bool) -> Option<Arc<Table>> {
+    fn find(&self, name: &str, instance_flags: u32, writable: bool) -> Option<Arc<TableInstance>> {
         let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
         let table = tables
             .get(name)?
@@ -209,7 +208,7 @@ impl Registry {
 
     /// The table open and current: opened, or reopened when its files
     /// changed or its last open failed. May block.
-    pub fn current(&self, table: &Table) -> Result<OpenTable, OpenError> {
+    pub fn current(&self, table: &TableInstance) -> Result<OpenTable, OpenError> {
         {
             let state = table.state.read().unwrap_or_else(|e| e.into_inner());
             if let TableState::Open(dict) = &*state {
@@ -237,7 +236,7 @@ impl Registry {
         }
     }
 
-    fn open_state(&self, table: &Table, previous: Option<&OpenError>) -> TableState {
+    fn open_state(&self, table: &TableInstance, previous: Option<&OpenError>) -> TableState {
         match self
             .types
             .open(&table.name, table.open_flags, table.writable, self.utf8)

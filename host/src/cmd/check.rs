@@ -4,8 +4,8 @@
 
 use super::settings::{load_args, map_types, ConfigArgs};
 use anyhow::Result;
-use proxymapd::dict::{Dict, DictError, SeqStep};
-use proxymapd::handler::Service;
+use proxymapd::dict::{sigbus, Dict, DictError, SeqStep};
+use proxymapd::server::Service;
 use proxymapd::{flags, logging};
 
 /// Check every approved table and report.
@@ -13,6 +13,9 @@ pub(crate) fn run(args: &ConfigArgs) -> Result<i32> {
     let settings = load_args(args)?;
     logging::init("error");
     let types = map_types(&settings)?;
+    // Walking hash/btree files reads them through mappings: guard them as
+    // the server does, so a file shrunk meanwhile is reported, not fatal.
+    sigbus::install();
     let open_flags = flags::LOCK | flags::FOLD_FIX;
     let mut problems = 0;
     let mut count = 0;

@@ -8,8 +8,8 @@ pub mod main_cf;
 pub mod postfix;
 pub mod toml_file;
 
+use crate::allowlist::Allowlists;
 use crate::codec::Greeting;
-use crate::handler::Allowlists;
 use crate::server::ConnectionSettings;
 use std::path::PathBuf;
 

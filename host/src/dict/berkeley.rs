@@ -21,7 +21,7 @@
 
 use super::file_lock::{LockStyle, TableLock};
 use super::mapping::Mapping;
-use super::{fold::fold_fixed, Dict, DictError, Entry, OpenError, OpenRequest, SeqStep};
+use super::{fold::fold_fixed, Dict, DictError, Entry, OpenError, OpenParams, SeqStep};
 use crate::flags;
 use proxymapd_bdb::{Cursor, Db, Kind};
 use proxymapd_sdk::nul::NulLearning;
@@ -209,7 +209,7 @@ impl Dict for BerkeleyDict {
     }
 }
 
-fn open_kind(req: &OpenRequest<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenError> {
+fn open_kind(req: &OpenParams<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenError> {
     let path = PathBuf::from(format!("{}.db", req.name));
     let fail = |msg: String| {
         let msg = if req.writable {
@@ -250,11 +250,11 @@ fn open_kind(req: &OpenRequest<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenErr
 }
 
 /// Open a hash: table.
-pub fn open_hash(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open_hash(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     open_kind(req, Kind::Hash)
 }
 
 /// Open a btree: table.
-pub fn open_btree(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open_btree(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     open_kind(req, Kind::Btree)
 }

@@ -2,7 +2,7 @@
 //! pipemap:{ a, b } (each table's answer is the next table's key).
 
 use super::braces::{split_outside_braces, strip_braces};
-use super::{Dict, DictError, OpenError, OpenRequest};
+use super::{Dict, DictError, OpenError, OpenParams};
 use crate::flags;
 use std::sync::Arc;
 
@@ -68,7 +68,7 @@ impl Dict for CompositeDict {
     }
 }
 
-fn open_members(req: &OpenRequest<'_>, combine: Combine) -> Result<Arc<dyn Dict>, OpenError> {
+fn open_members(req: &OpenParams<'_>, combine: Combine) -> Result<Arc<dyn Dict>, OpenError> {
     let inner = strip_braces(req.name).map_err(|e| OpenError::new(req.table, e))?;
     let names = split_outside_braces(inner, ", \t\r\n");
     if names.is_empty() {
@@ -85,11 +85,11 @@ fn open_members(req: &OpenRequest<'_>, combine: Combine) -> Result<Arc<dyn Dict>
 }
 
 /// Open a unionmap: table.
-pub fn open_union(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open_union(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     open_members(req, Combine::Union)
 }
 
 /// Open a pipemap: table.
-pub fn open_pipe(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open_pipe(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     open_members(req, Combine::Pipe)
 }

@@ -1,6 +1,6 @@
 //! environ:name: looks keys up in the server's own process environment.
 
-use super::{fold::fold_fixed, Dict, DictError, OpenError, OpenRequest};
+use super::{fold::fold_fixed, Dict, DictError, OpenError, OpenParams};
 use crate::flags;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -26,6 +26,6 @@ impl Dict for EnvironDict {
 }
 
 /// Open an environ: table.
-pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     Ok(Arc::new(EnvironDict { utf8: req.utf8 }))
 }

@@ -1,6 +1,6 @@
 //! fail:name: every operation fails with a temporary error.
 
-use super::{Dict, DictError, Entry, OpenError, OpenRequest, SeqStep};
+use super::{Dict, DictError, Entry, OpenError, OpenParams, SeqStep};
 use crate::flags;
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ impl Dict for FailDict {
 }
 
 /// Open a fail: table.
-pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     Ok(Arc::new(FailDict {
         table: req.table.to_string(),
     }))

@@ -3,12 +3,12 @@
 
 use super::braces::{split_outside_braces, strip_braces};
 use super::memory::{Duplicates, MemoryDict};
-use super::{Dict, OpenError, OpenRequest};
+use super::{Dict, OpenError, OpenParams};
 use crate::flags;
 use std::sync::Arc;
 
 /// Open an inline: table.
-pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let inner = strip_braces(req.name).map_err(|e| OpenError::new(req.table, e))?;
     let fold_keys = req.flags & flags::FOLD_FIX != 0;
     let mut dict = MemoryDict::new(req.utf8, Vec::new());

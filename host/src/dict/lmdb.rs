@@ -8,7 +8,7 @@
 
 use super::lmdb_env::{Env, LmdbError};
 use super::lmdb_file::LmdbFile;
-use super::{fold::fold_fixed, Dict, DictError, Entry, FileStamp, OpenError, OpenRequest, SeqStep};
+use super::{fold::fold_fixed, Dict, DictError, Entry, FileStamp, OpenError, OpenParams, SeqStep};
 use crate::flags;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -232,12 +232,12 @@ pub fn file_of(name: &str) -> PathBuf {
 }
 
 /// Open an lmdb: table.
-pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let path = file_of(req.name);
     open_file(req, &path)
 }
 
-fn open_file(req: &OpenRequest<'_>, path: &Path) -> Result<Arc<dyn Dict>, OpenError> {
+fn open_file(req: &OpenParams<'_>, path: &Path) -> Result<Arc<dyn Dict>, OpenError> {
     if !req.writable && !path.exists() {
         let mut err = OpenError::in_file(
             req.table,

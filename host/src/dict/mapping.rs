@@ -26,7 +26,9 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Map `len` bytes of `file` (its current size). An empty file cannot be
-    /// mapped and is an error.
+    /// mapped and is an error. The mapping is registered with [`sigbus`];
+    /// a shrunk file poisons it rather than killing the process once
+    /// [`sigbus::install`] has run (the server and `check` call it).
     pub fn new(file: &File, len: u64) -> io::Result<Mapping> {
         let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to map"))?;

@@ -207,9 +207,11 @@ pub trait Dict: Send + Sync {
     }
 }
 
-/// Everything a map type needs to open one table.
+/// Everything a [`TableOpener`] needs to open one table. (A plugin gets
+/// the same facts as the WIT `open-request`, which the SDK hands its
+/// `MapType::open` as `proxymapd_sdk::OpenRequest`.)
 #[derive(Clone)]
-pub struct OpenRequest<'a> {
+pub struct OpenParams<'a> {
     /// Full table name, `type:name`.
     pub table: &'a str,
     /// The part after the first colon.
@@ -224,17 +226,18 @@ pub struct OpenRequest<'a> {
     pub types: &'a MapTypes,
 }
 
-/// A way to open tables of one map type.
-pub trait MapType: Send + Sync {
+/// What opens tables of one map type: a built-in's `open` function, or a
+/// plugin. (The SDK's `MapType`, by contrast, is one open table.)
+pub trait TableOpener: Send + Sync {
     /// Open the table described by `req`.
-    fn open(&self, req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError>;
+    fn open(&self, req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError>;
 }
 
-impl<F> MapType for F
+impl<F> TableOpener for F
 where
-    F: Fn(&OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> + Send + Sync,
+    F: Fn(&OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> + Send + Sync,
 {
-    fn open(&self, req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+    fn open(&self, req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
         self(req)
     }
 }
@@ -246,14 +249,14 @@ pub trait MapTypeSource: Send + Sync {
     fn open_type(
         &self,
         type_name: &str,
-        req: &OpenRequest<'_>,
+        req: &OpenParams<'_>,
     ) -> Option<Result<Arc<dyn Dict>, OpenError>>;
 }
 
 /// The catalogue of map types by name.
 #[derive(Default)]
 pub struct MapTypes {
-    types: BTreeMap<String, Box<dyn MapType>>,
+    types: BTreeMap<String, Box<dyn TableOpener>>,
     sources: Vec<Arc<dyn MapTypeSource>>,
 }
 
@@ -281,7 +284,7 @@ impl MapTypes {
     }
 
     /// Add or replace a map type.
-    pub fn register(&mut self, name: &str, map_type: impl MapType + 'static) {
+    pub fn register(&mut self, name: &str, map_type: impl TableOpener + 'static) {
         self.types.insert(name.to_string(), Box::new(map_type));
     }
 
@@ -317,7 +320,7 @@ impl MapTypes {
                 "proxy: tables cannot be opened inside the proxy server",
             ));
         }
-        let req = OpenRequest {
+        let req = OpenParams {
             table,
             name,
             flags,

@@ -2,7 +2,7 @@
 //! chosen at random (for spreading load over transports or relays).
 
 use super::braces::{split_outside_braces, strip_braces};
-use super::{Dict, DictError, OpenError, OpenRequest};
+use super::{Dict, DictError, OpenError, OpenParams};
 use crate::flags;
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ impl Dict for RandDict {
 }
 
 /// Open a randmap: table.
-pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let inner = strip_braces(req.name).map_err(|e| OpenError::new(req.table, e))?;
     let mut choices = Vec::new();
     for item in split_outside_braces(inner, ", \t\r\n") {

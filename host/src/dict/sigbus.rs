@@ -7,6 +7,12 @@
 //! the lookup finishes (answering RETRY) and the mapping is redone. Faults
 //! outside registered ranges go to the handler that was there before (the
 //! WebAssembly runtime's, or the default action).
+//!
+//! The handler is installed explicitly, once, by [`install`]: the server
+//! does it as it starts (`server::lifecycle::run`), and so does anything else
+//! that reads mapped tables (`proxymapd check`). Registering a range does not
+//! install it; until [`install`] has run, a fault ends the process as it
+//! would without this module.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
@@ -62,8 +68,8 @@ impl Drop for Protected {
 
 /// Protect `len` mapped bytes at `start`. With every slot taken the range
 /// is not protected (a fault there then ends the process, as without this).
+/// The range is guarded only once [`install`] has run.
 pub fn protect(start: usize, len: usize) -> Protected {
-    install();
     for (i, slot) in RANGES.iter().enumerate() {
         if slot
             .start
@@ -81,7 +87,12 @@ pub fn protect(start: usize, len: usize) -> Protected {
     Protected { slot: None }
 }
 
-fn install() {
+/// Install the process-wide SIGBUS handler that guards registered
+/// mappings. Idempotent: the first call installs it, later calls do nothing.
+/// Call it before serving or reading mapped tables; a handler installed
+/// before this one (the WebAssembly runtime's) is kept and called for faults
+/// outside our mappings.
+pub fn install() {
     INSTALL.call_once(|| {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -167,6 +178,8 @@ mod tests {
 
     #[test]
     fn a_file_truncated_under_its_mapping_poisons_it_instead_of_killing_us() {
+        super::install();
+        super::install();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let mut file = std::fs::File::create(&path).unwrap();

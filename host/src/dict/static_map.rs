@@ -1,7 +1,7 @@
 //! static:text and static:{ text with spaces }: every lookup returns the text.
 
 use super::braces::strip_braces;
-use super::{Dict, DictError, OpenError, OpenRequest};
+use super::{Dict, DictError, OpenError, OpenParams};
 use crate::flags;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ impl Dict for StaticDict {
 }
 
 /// Open a static: table.
-pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let value = if req.name.trim_start().starts_with('{') {
         strip_braces(req.name).map_err(|e| OpenError::new(req.table, e))?
     } else {

@@ -4,13 +4,13 @@
 use super::memory::{Duplicates, Inserted, MemoryDict};
 use super::source::{logical_lines, split_key_value};
 use super::stamp::{load_stable, Unstable};
-use super::{Dict, OpenError, OpenRequest};
+use super::{Dict, OpenError, OpenParams};
 use crate::flags;
 use std::path::Path;
 use std::sync::Arc;
 
 /// Open a texthash: table, from a whole copy of its file.
-pub fn open(req: &OpenRequest<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let path = Path::new(req.name);
     let (stamp, content) = load_stable(&[path.to_path_buf()], |mut stamps| {
         std::fs::read(path).map(|content| (stamps.remove(0), content))

@@ -2,7 +2,7 @@
 //! component of the `plugin` world (wit/dict.wit) providing map type `NAME`;
 //! an optional `NAME.toml` manifest pins its blake3 digest and sets limits.
 //! Directories are searched in order, so an operator's directory adds to or
-//! overrides the plugins shipped inside the proxymapd binary ([`shipped`]),
+//! overrides the plugins shipped inside the proxymapd binary (`plugin/shipped.rs`),
 //! which are searched last. Components are compiled once
 //! (kept in the compile cache) and pre-linked; a changed `.wasm` is reloaded
 //! and its tables reopen between requests.
@@ -17,7 +17,7 @@ mod shipped;
 pub mod table;
 pub mod trusted_dir;
 
-use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenRequest};
+use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenParams};
 use anyhow::{bail, Context, Result};
 use cache::{CompileCache, Origin};
 use instance::{linker, GrantedFiles, HostState, InstanceSpec, PluginPre, WitOpenRequest};
@@ -248,7 +248,7 @@ impl PluginHost {
     fn open_table(
         &self,
         plugin: Arc<LoadedPlugin>,
-        req: &OpenRequest<'_>,
+        req: &OpenParams<'_>,
     ) -> Result<Arc<dyn Dict>, OpenError> {
         let files = Self::files_of(&plugin, req.name);
         let plugin_stamps = plugin.stamps.clone();
@@ -292,7 +292,7 @@ impl MapTypeSource for PluginHost {
     fn open_type(
         &self,
         type_name: &str,
-        req: &OpenRequest<'_>,
+        req: &OpenParams<'_>,
     ) -> Option<Result<Arc<dyn Dict>, OpenError>> {
         let source = self.locate(type_name)?;
         Some(

@@ -10,9 +10,10 @@
 
 use super::request_memory::Charge;
 use super::ConnectionSettings;
+use super::Service;
 use crate::codec::attr::Decoded;
 use crate::codec::{request, FrameDecoder, Reply, Status};
-use crate::handler::{Handler, Service};
+use crate::handler::Handler;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;

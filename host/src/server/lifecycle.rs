@@ -5,12 +5,14 @@
 //! rereads the configuration when told to reload. What tells it is a
 //! channel of [`Control`] commands; [`forward_signals`] feeds it from
 //! SIGTERM/SIGINT (stop) and SIGHUP (reload), as `proxymapd serve` does.
+//! It also installs the SIGBUS guard for mapped tables (`dict::sigbus`).
 
 use super::instance_lock::InstanceLocks;
+use super::Service;
 use super::{fd_limit, listener, socket};
 use crate::config::Settings;
 use crate::dict::MapTypes;
-use crate::handler::{Handler, Service};
+use crate::handler::Handler;
 use crate::registry::Registry;
 use anyhow::Result;
 use std::sync::Arc;
@@ -34,6 +36,9 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
     ready: Option<oneshot::Sender<()>>,
 ) -> Result<()> {
+    // Before any table is opened: a mapped table file shrunk by a writer
+    // that ignores the lock must poison the mapping, not kill the server.
+    crate::dict::sigbus::install();
     let mut sockets = vec![(Service::Read, settings.proxymap_socket.clone())];
     if let Some(path) = &settings.proxywrite_socket {
         sockets.push((Service::Write, path.clone()));

@@ -6,7 +6,8 @@
 //! ([`fd_limit`]), concurrent connections are capped ([`listener`]) and so is
 //! the memory their unfinished requests hold ([`request_memory`]).
 //! Knows nothing of table formats: every decoded request goes to the
-//! [`Handler`](crate::handler::Handler).
+//! [`Handler`](crate::handler::Handler). [`Service`] names the two services
+//! a socket can offer.
 
 pub mod connection;
 pub mod fd_limit;
@@ -18,6 +19,33 @@ pub mod socket;
 
 use crate::codec::{Greeting, Limits};
 use std::time::Duration;
+
+/// The two proxymap services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// `proxymap`: read-only.
+    Read,
+    /// `proxywrite`: read-write.
+    Write,
+}
+
+impl Service {
+    /// The service name, as in master.cf.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Read => "proxymap",
+            Service::Write => "proxywrite",
+        }
+    }
+
+    /// The main.cf parameter that lists the service's approved tables.
+    pub(crate) fn parameter(self) -> &'static str {
+        match self {
+            Service::Read => "proxy_read_maps",
+            Service::Write => "proxy_write_maps",
+        }
+    }
+}
 
 /// Connection-level settings shared by every connection.
 #[derive(Debug, Clone, Copy)]

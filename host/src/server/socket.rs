@@ -7,7 +7,7 @@
 //! removed when dropped only if the path still names that inode, so a server
 //! never deletes a socket some other process has bound since.
 
-use crate::handler::Service;
+use super::Service;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tokio::net::UnixListener;

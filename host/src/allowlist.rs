@@ -14,7 +14,7 @@ const SEPARATORS: &str = " \t\r\n,";
 const PROXY: &str = "proxy:";
 
 /// Strip every leading `proxy:` from a table name.
-pub fn strip_proxy(mut name: &str) -> &str {
+pub(crate) fn strip_proxy(mut name: &str) -> &str {
     while let Some(rest) = name.strip_prefix(PROXY) {
         name = rest;
     }
@@ -29,7 +29,7 @@ pub struct Allowlist {
 
 impl Allowlist {
     /// Build from a Postfix-syntax list (already `$parameter`-expanded).
-    pub fn parse(list: &str) -> Allowlist {
+    pub(crate) fn parse(list: &str) -> Allowlist {
         let mut allow = Allowlist::default();
         allow.scan(list);
         allow
@@ -64,7 +64,7 @@ impl Allowlist {
     }
 
     /// True when `table` (already stripped of `proxy:`) is approved.
-    pub fn allows(&self, table: &str) -> bool {
+    pub(crate) fn allows(&self, table: &str) -> bool {
         self.tables.contains(table)
     }
 

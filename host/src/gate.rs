@@ -2,13 +2,13 @@
 //! may block (opening a table, a lookup waiting for a lock, a plugin call)
 //! passes through the [`TableGate`] of its table name: at most
 //! `concurrency` of them run at once, a request waits for its turn
-//! asynchronously (holding no thread) and gives up with [`GateError::Busy`]
+//! asynchronously (holding no thread) and gives up with `GateError::Busy`
 //! after about `wait` (±25 %). Work of a table that recently proved slow (one
-//! operation of [`SLOW`] or more) runs in the slow lane: a few threads under the
+//! operation of `SLOW` or more) runs in the slow lane: a few threads under the
 //! SCHED_IDLE policy, which get the processor only when nothing else wants
 //! it, so a hanging or CPU-bound table neither takes the blocking threads
 //! the other tables need nor delays their requests on the processor. Its
-//! RETRY answers are paced to [`SLOW`], so clients retrying at once do not
+//! RETRY answers are paced to `SLOW`, so clients retrying at once do not
 //! turn a hanging table into a flood of requests.
 
 use std::panic::AssertUnwindSafe;
@@ -21,14 +21,14 @@ use tokio::sync::Semaphore;
 /// An operation that takes this long (a plugin's default time limit) marks
 /// its table slow: far beyond what a healthy table takes, since slow-lane
 /// work gets the processor only when it is otherwise idle.
-pub const SLOW: Duration = Duration::from_secs(1);
+pub(crate) const SLOW: Duration = Duration::from_secs(1);
 
 /// How long a table stays marked slow after its last slow operation.
-pub const SLOW_FOR: Duration = Duration::from_secs(30);
+pub(crate) const SLOW_FOR: Duration = Duration::from_secs(30);
 
 /// Why an operation did not run to completion.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GateError {
+pub(crate) enum GateError {
     /// Every turn stayed taken for the whole wait.
     #[error("too busy: every turn taken for the whole wait")]
     Busy,
@@ -40,7 +40,7 @@ pub enum GateError {
 /// How much blocking work of one table name runs at once, and how long a
 /// request waits for its turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableLimits {
+pub(crate) struct TableLimits {
     /// Operations of one table name running off the event loop at once.
     pub concurrency: usize,
     /// Longest wait for a turn before the request answers RETRY.
@@ -78,7 +78,7 @@ fn now_ms() -> u64 {
 impl TableGate {
     /// A gate letting `limits.concurrency` operations run at once, each
     /// request waiting about `limits.wait` for its turn.
-    pub fn new(limits: TableLimits) -> TableGate {
+    pub(crate) fn new(limits: TableLimits) -> TableGate {
         TableGate {
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             wait: limits.wait,
@@ -87,7 +87,7 @@ impl TableGate {
     }
 
     /// True while the table counts as slow.
-    pub fn is_slow(&self) -> bool {
+    pub(crate) fn is_slow(&self) -> bool {
         now_ms() < self.slow_until.load(Ordering::Relaxed)
     }
 
@@ -95,7 +95,7 @@ impl TableGate {
     /// [`SLOW`] old (±25 %), as a hanging table would have: a client that retries at once
     /// then loops at the pace the table would set, without the table
     /// spending anything (the wait is a timer, not a thread).
-    pub async fn pace_retry(&self, started: tokio::time::Instant) {
+    pub(crate) async fn pace_retry(&self, started: tokio::time::Instant) {
         if self.is_slow() {
             // Jittered, like the turn wait, so retries do not come in waves.
             let pace = SLOW.mul_f64(0.75 + fastrand::f64() / 2.0);
@@ -105,7 +105,7 @@ impl TableGate {
 
     /// Run `work` off the event loop in one of the table's turns: in tokio's
     /// blocking pool, or in the slow lane while the table counts as slow.
-    pub async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, GateError> {

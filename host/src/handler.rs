@@ -4,7 +4,7 @@
 //! table may block, in one of the table's bounded turns) and maps outcomes
 //! onto status codes. A request whose key or value was too big to keep is
 //! answered (NOKEY, or RETRY for an update) without running it. Knows nothing
-//! of sockets; the server calls [`Handler::handle`] once per frame.
+//! of sockets; the server calls `Handler::handle` once per frame.
 
 use crate::allowlist::{strip_proxy, Allowlist, Allowlists};
 use crate::codec::{ParseError, Reply, Request, RequestKind, Status};
@@ -16,7 +16,7 @@ use crate::server::Service;
 use std::sync::{Arc, RwLock};
 
 /// Answers requests using the registry and the current allowlists.
-pub struct Handler {
+pub(crate) struct Handler {
     registry: Arc<Registry>,
     allowlists: RwLock<Arc<Allowlists>>,
 }
@@ -47,7 +47,7 @@ fn error_status(err: &DictError) -> Status {
 
 impl Handler {
     /// A handler over `registry` with the given allowlists.
-    pub fn new(registry: Arc<Registry>, allowlists: Allowlists) -> Handler {
+    pub(crate) fn new(registry: Arc<Registry>, allowlists: Allowlists) -> Handler {
         Handler {
             registry,
             allowlists: RwLock::new(Arc::new(allowlists)),
@@ -55,13 +55,8 @@ impl Handler {
     }
 
     /// Replace the allowlists (configuration reload).
-    pub fn set_allowlists(&self, allowlists: Allowlists) {
+    pub(crate) fn set_allowlists(&self, allowlists: Allowlists) {
         *self.allowlists.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(allowlists);
-    }
-
-    /// The registry behind this handler.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
     }
 
     fn allowlist(&self, service: Service) -> Allowlist {
@@ -85,7 +80,7 @@ impl Handler {
     }
 
     /// The approved tables of `service`.
-    pub fn approved(&self, service: Service) -> Vec<String> {
+    pub(crate) fn approved(&self, service: Service) -> Vec<String> {
         self.allowlist(service)
             .tables()
             .map(str::to_string)
@@ -93,13 +88,13 @@ impl Handler {
     }
 
     /// The reply to a frame that did not parse.
-    pub fn reject(&self, err: &ParseError) -> Reply {
+    pub(crate) fn reject(&self, err: &ParseError) -> Reply {
         crate::warn_limited!("unparsable request", "{err}");
         Reply::rejecting(err)
     }
 
     /// Answer one request on `service`.
-    pub async fn handle(self: &Arc<Self>, service: Service, req: Request) -> Reply {
+    pub(crate) async fn handle(self: &Arc<Self>, service: Service, req: Request) -> Reply {
         let kind = Some(req.kind);
         let dialect_c = req.has_instance_flags();
         match self.answer(service, req).await {

@@ -1,8 +1,8 @@
 //! Rate limiting for repeated warnings, so the log grows with the trouble
 //! rather than with the traffic: a client sending a megabyte of garbage must
 //! not write tens of megabytes of log. Each noisy call site owns a static
-//! [`RateLimit`] (created by [`warn_limited!`](crate::warn_limited)); it lets
-//! [`BURST`] lines through per [`WINDOW`], then counts. The count comes out as
+//! `RateLimit` (created by [`warn_limited!`](crate::warn_limited)); it lets
+//! `BURST` lines through per `WINDOW`, then counts. The count comes out as
 //! one `KIND: N similar warnings suppressed` line, either before the next
 //! warning of that kind or, when the flood has stopped, from a background
 //! flusher. The hot path is a clock read and a few atomic operations; nothing
@@ -13,16 +13,16 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Lines of one kind let through per window.
-pub const BURST: u32 = 10;
+pub(crate) const BURST: u32 = 10;
 
 /// The window length.
-pub const WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 
 /// How often the flusher looks for finished windows with suppressed lines.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// The limiter of one kind of warning. Declare it `static`.
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     kind: &'static str,
     /// Index of the current window (windows since [`epoch`]), plus one so
     /// that zero means "never used".
@@ -50,7 +50,7 @@ fn current_window() -> u64 {
 impl RateLimit {
     /// A limiter for warnings of `kind` (a short fixed description, used in
     /// the summary line).
-    pub const fn new(kind: &'static str) -> RateLimit {
+    pub(crate) const fn new(kind: &'static str) -> RateLimit {
         RateLimit {
             kind,
             window: AtomicU64::new(0),
@@ -62,7 +62,7 @@ impl RateLimit {
 
     /// Whether one more line may be logged now. A `true` answer may first
     /// log the summary of the lines suppressed in an earlier window.
-    pub fn allow(&'static self) -> bool {
+    pub(crate) fn allow(&'static self) -> bool {
         self.allow_at(current_window())
     }
 
@@ -95,7 +95,8 @@ impl RateLimit {
     }
 
     /// Lines suppressed and not yet reported.
-    pub fn pending(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> u64 {
         self.suppressed.load(Ordering::Relaxed)
     }
 
@@ -138,8 +139,8 @@ fn flusher() -> &'static Mutex<Vec<&'static RateLimit>> {
 }
 
 /// `tracing::warn!` limited per call-site kind: at most
-/// [`BURST`](crate::log_limit::BURST) lines per
-/// [`WINDOW`](crate::log_limit::WINDOW), then a summary of how many were
+/// `BURST` lines per
+/// `WINDOW`, then a summary of how many were
 /// suppressed. The first argument is a fixed description of the kind; the
 /// rest are `warn!`'s format arguments, evaluated only when the line is logged.
 #[macro_export]

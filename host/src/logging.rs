@@ -9,7 +9,7 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::registry::LookupSpan;
 
 /// Formats events as Postfix log lines.
-pub struct PostfixFormat {
+pub(crate) struct PostfixFormat {
     program: String,
 }
 

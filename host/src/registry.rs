@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-pub use crate::gate::{TableGate, TableLimits};
+pub(crate) use crate::gate::{TableGate, TableLimits};
 
 /// Most instances kept per table name; a new instance beyond this evicts
 /// the least recently used one (requests in flight keep theirs alive).
@@ -35,7 +35,7 @@ enum TableState {
 /// One shared instance of a table (name, instance flags, service): opened
 /// or not, and the gate of its name. A request gets it open as an
 /// [`OpenTable`].
-pub struct TableInstance {
+pub(crate) struct TableInstance {
     name: String,
     instance_flags: u32,
     open_flags: u32,
@@ -48,7 +48,7 @@ pub struct TableInstance {
 
 impl TableInstance {
     /// The gate shared by every instance of this table name.
-    pub fn gate(&self) -> &Arc<TableGate> {
+    pub(crate) fn gate(&self) -> &Arc<TableGate> {
         &self.gate
     }
 
@@ -81,7 +81,7 @@ pub struct OpenTable {
 impl OpenTable {
     /// The table's flags as Postfix reports them: open flags, implementation
     /// and learned NUL bits, with the request's own request bits.
-    pub fn reply_flags(&self, request_flags: u32) -> u32 {
+    pub(crate) fn reply_flags(&self, request_flags: u32) -> u32 {
         let keep = self.open_flags & !(flags::IMPL_MASK | flags::TRY0NULL | flags::TRY1NULL);
         flags::with_request_bits(keep | self.dict.flags(), request_flags)
     }
@@ -135,7 +135,12 @@ impl Registry {
     /// of `open_flags`, the first requester's. Never blocks on a table.
     /// Creating one beyond [`MAX_INSTANCES`] evicts the least recently used
     /// instance of the name.
-    pub fn instance(&self, name: &str, open_flags: u32, writable: bool) -> Arc<TableInstance> {
+    pub(crate) fn instance(
+        &self,
+        name: &str,
+        open_flags: u32,
+        writable: bool,
+    ) -> Arc<TableInstance> {
         let instance_flags = open_flags & flags::INST_MASK;
         if let Some(table) = self.find(name, instance_flags, writable) {
             return table;
@@ -208,7 +213,7 @@ impl Registry {
 
     /// The table open and current: opened, or reopened when its files
     /// changed or its last open failed. May block.
-    pub fn current(&self, table: &TableInstance) -> Result<OpenTable, OpenError> {
+    pub(crate) fn current(&self, table: &TableInstance) -> Result<OpenTable, OpenError> {
         {
             let state = table.state.read().unwrap_or_else(|e| e.into_inner());
             if let TableState::Open(dict) = &*state {

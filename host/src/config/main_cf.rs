@@ -8,13 +8,13 @@ use std::collections::HashMap;
 
 /// Parameters of a main.cf file.
 #[derive(Debug, Default, Clone)]
-pub struct MainCf {
+pub(crate) struct MainCf {
     values: HashMap<String, String>,
 }
 
 impl MainCf {
     /// Parse main.cf text.
-    pub fn parse(text: &str) -> MainCf {
+    pub(crate) fn parse(text: &str) -> MainCf {
         let mut values = HashMap::new();
         let mut last: Option<String> = None;
         for line in text.lines() {
@@ -40,12 +40,12 @@ impl MainCf {
     }
 
     /// The fully expanded value of `name`, falling back to `defaults`.
-    pub fn expanded(&self, name: &str, defaults: &HashMap<&str, &str>) -> String {
+    pub(crate) fn expanded(&self, name: &str, defaults: &HashMap<&str, &str>) -> String {
         self.expand_name(name, defaults, 0)
     }
 
     /// Every parameter's expanded value, joined with spaces.
-    pub fn all_expanded(&self, defaults: &HashMap<&str, &str>) -> String {
+    pub(crate) fn all_expanded(&self, defaults: &HashMap<&str, &str>) -> String {
         let mut names: Vec<&String> = self.values.keys().collect();
         names.sort();
         names

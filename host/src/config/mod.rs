@@ -1,11 +1,11 @@
 //! Settings: where to listen, which tables each service may open, which
 //! dialect to greet in, limits and logging. Built either from a Postfix
-//! configuration directory ([`postfix`]) or from our own TOML file
+//! configuration directory (`postfix`) or from our own TOML file
 //! ([`toml_file`]); both produce the same [`Settings`]. Bad configuration is
 //! an error that names the file, the key and what to fix.
 
-pub mod main_cf;
-pub mod postfix;
+pub(crate) mod main_cf;
+pub(crate) mod postfix;
 pub mod toml_file;
 
 use crate::allowlist::Allowlists;
@@ -61,10 +61,10 @@ pub struct Settings {
 }
 
 /// The operator's default plugin directory.
-pub const OPERATOR_PLUGIN_DIR: &str = "/etc/proxymapd/plugins";
+pub(crate) const OPERATOR_PLUGIN_DIR: &str = "/etc/proxymapd/plugins";
 
 /// The default compiled-plugin cache.
-pub const DEFAULT_CACHE_DIR: &str = "/var/cache/proxymapd";
+pub(crate) const DEFAULT_CACHE_DIR: &str = "/var/cache/proxymapd";
 
 impl Settings {
     /// Plugin directories in search order: the configured ones, the
@@ -105,7 +105,7 @@ impl Settings {
 
 /// The greeting for the installed Postfix: from `postconf -h mail_version`
 /// when Postfix is installed, else the 3.6+ greeting.
-pub fn installed_postfix_greeting() -> Greeting {
+pub(crate) fn installed_postfix_greeting() -> Greeting {
     std::process::Command::new("postconf")
         .args(["-dh", "mail_version"])
         .output()

@@ -21,7 +21,7 @@ const PARAMETERS: [&str; 5] = [
 ];
 
 /// Load settings from the Postfix configuration directory `dir`.
-pub fn load(dir: &Path) -> Result<Settings> {
+pub(crate) fn load(dir: &Path) -> Result<Settings> {
     let main_cf = dir.join("main.cf");
     if !main_cf.is_file() {
         bail!(

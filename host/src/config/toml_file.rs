@@ -104,7 +104,7 @@ pub fn load(file: &Path) -> Result<Settings> {
 }
 
 /// Parse TOML text; `file` names it in errors, `dir` is `$config_dir`.
-pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
+pub(crate) fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
     let cfg: TomlConfig = toml::from_str(text)
         .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim_end()))?;
     let expand = |s: &str| s.replace("$config_dir", &dir.to_string_lossy());

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// An open hash: or btree: table.
-pub struct BerkeleyDict {
+pub(crate) struct BerkeleyDict {
     kind: Kind,
     path: PathBuf,
     file: File,
@@ -250,11 +250,11 @@ fn open_kind(req: &OpenParams<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenErro
 }
 
 /// Open a hash: table.
-pub fn open_hash(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open_hash(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     open_kind(req, Kind::Hash)
 }
 
 /// Open a btree: table.
-pub fn open_btree(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open_btree(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     open_kind(req, Kind::Btree)
 }

@@ -14,7 +14,7 @@ enum Combine {
 }
 
 /// A table made of other tables.
-pub struct CompositeDict {
+pub(crate) struct CompositeDict {
     combine: Combine,
     members: Vec<Arc<dyn Dict>>,
 }
@@ -85,11 +85,11 @@ fn open_members(req: &OpenParams<'_>, combine: Combine) -> Result<Arc<dyn Dict>,
 }
 
 /// Open a unionmap: table.
-pub fn open_union(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open_union(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     open_members(req, Combine::Union)
 }
 
 /// Open a pipemap: table.
-pub fn open_pipe(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open_pipe(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     open_members(req, Combine::Pipe)
 }

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 /// A table backed by the process environment.
-pub struct EnvironDict {
+pub(crate) struct EnvironDict {
     utf8: bool,
 }
 
@@ -26,6 +26,6 @@ impl Dict for EnvironDict {
 }
 
 /// Open an environ: table.
-pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     Ok(Arc::new(EnvironDict { utf8: req.utf8 }))
 }

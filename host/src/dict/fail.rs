@@ -5,7 +5,7 @@ use crate::flags;
 use std::sync::Arc;
 
 /// A table whose every operation fails temporarily.
-pub struct FailDict {
+pub(crate) struct FailDict {
     table: String,
 }
 
@@ -41,7 +41,7 @@ impl Dict for FailDict {
 }
 
 /// Open a fail: table.
-pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     Ok(Arc::new(FailDict {
         table: req.table.to_string(),
     }))

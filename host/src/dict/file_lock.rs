@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 /// Which system call a map type's locks use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockStyle {
+pub(crate) enum LockStyle {
     /// fcntl(2) whole-file record locks.
     Fcntl,
     /// flock(2) file locks.
@@ -20,17 +20,17 @@ pub enum LockStyle {
 }
 
 /// The lock state of one open table file.
-pub struct TableLock {
+pub(crate) struct TableLock {
     fd: i32,
     style: LockStyle,
     readers: Mutex<usize>,
 }
 
 /// A shared hold; released on drop.
-pub struct SharedGuard<'a>(&'a TableLock);
+pub(crate) struct SharedGuard<'a>(&'a TableLock);
 
 /// An exclusive hold; released on drop.
-pub struct ExclusiveGuard<'a>(&'a TableLock);
+pub(crate) struct ExclusiveGuard<'a>(&'a TableLock);
 
 fn set_lock(fd: i32, kind: i32, wait: bool) -> io::Result<()> {
     // SAFETY: flock is plain data; zeroed is a valid whole-file lock request.
@@ -99,12 +99,12 @@ fn would_block(err: &io::Error) -> bool {
 
 impl TableLock {
     /// fcntl(2) locks on the file open as `fd`.
-    pub fn new(fd: i32) -> TableLock {
+    pub(crate) fn new(fd: i32) -> TableLock {
         TableLock::with_style(fd, LockStyle::Fcntl)
     }
 
     /// Locks of `style` on the file open as `fd`.
-    pub fn with_style(fd: i32, style: LockStyle) -> TableLock {
+    pub(crate) fn with_style(fd: i32, style: LockStyle) -> TableLock {
         TableLock {
             fd,
             style,
@@ -114,7 +114,7 @@ impl TableLock {
 
     /// Hold the file shared. With `wait == false`, `Ok(None)` when another
     /// process holds it exclusively.
-    pub fn shared(&self, wait: bool) -> io::Result<Option<SharedGuard<'_>>> {
+    pub(crate) fn shared(&self, wait: bool) -> io::Result<Option<SharedGuard<'_>>> {
         let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if *readers == 0 {
             match apply(self.fd, self.style, Want::Shared, wait) {
@@ -129,7 +129,7 @@ impl TableLock {
 
     /// Hold the file exclusively (waiting for other processes). The caller
     /// guarantees that no shared guard of this process is alive.
-    pub fn exclusive(&self) -> io::Result<ExclusiveGuard<'_>> {
+    pub(crate) fn exclusive(&self) -> io::Result<ExclusiveGuard<'_>> {
         apply(self.fd, self.style, Want::Exclusive, true)?;
         Ok(ExclusiveGuard(self))
     }

@@ -8,7 +8,7 @@ use crate::flags;
 use std::sync::Arc;
 
 /// Open an inline: table.
-pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let inner = strip_braces(req.name).map_err(|e| OpenError::new(req.table, e))?;
     let fold_keys = req.flags & flags::FOLD_FIX != 0;
     let mut dict = MemoryDict::new(req.utf8, Vec::new());

@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Postfix's default `lmdb_map_size`.
-pub const DEFAULT_MAP_SIZE: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAP_SIZE: usize = 16 * 1024 * 1024;
 
 /// An open lmdb: table.
-pub struct LmdbDict {
+pub(crate) struct LmdbDict {
     path: PathBuf,
     /// The file's environment and lock, shared with every other instance of
     /// the file: readers share it, writers have it to themselves.
@@ -227,12 +227,12 @@ impl Dict for LmdbDict {
 }
 
 /// The file an lmdb: table name refers to.
-pub fn file_of(name: &str) -> PathBuf {
+pub(crate) fn file_of(name: &str) -> PathBuf {
     PathBuf::from(format!("{name}.lmdb"))
 }
 
 /// Open an lmdb: table.
-pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let path = file_of(req.name);
     open_file(req, &path)
 }

@@ -32,7 +32,7 @@ use super::Entry;
 
 /// An LMDB error code with its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LmdbError {
+pub(crate) struct LmdbError {
     /// The liblmdb or errno code.
     pub code: i32,
 }
@@ -47,11 +47,11 @@ impl std::fmt::Display for LmdbError {
 
 impl LmdbError {
     /// The database ran out of map space.
-    pub fn is_map_full(&self) -> bool {
+    pub(crate) fn is_map_full(&self) -> bool {
         self.code == ffi::MDB_MAP_FULL
     }
     /// Another process grew the map beyond our mapping.
-    pub fn is_map_resized(&self) -> bool {
+    pub(crate) fn is_map_resized(&self) -> bool {
         self.code == ffi::MDB_MAP_RESIZED
     }
 }
@@ -65,7 +65,7 @@ fn check(code: i32) -> Result<(), LmdbError> {
 }
 
 /// One open LMDB file.
-pub struct Env {
+pub(crate) struct Env {
     env: *mut ffi::MDB_env,
     dbi: ffi::MDB_dbi,
     map_size: usize,
@@ -134,7 +134,7 @@ unsafe fn copy(v: &ffi::MDB_val) -> Vec<u8> {
 impl Env {
     /// Open `path` (the `.lmdb` file itself). `writable` opens read-write and
     /// creates the file and database when missing.
-    pub fn open(path: &Path, writable: bool, map_size: usize) -> Result<Env, LmdbError> {
+    pub(crate) fn open(path: &Path, writable: bool, map_size: usize) -> Result<Env, LmdbError> {
         let cpath = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| LmdbError { code: libc::EINVAL })?;
         let mut env = ptr::null_mut();
@@ -165,12 +165,12 @@ impl Env {
     }
 
     /// The map size the environment was last given.
-    pub fn map_size(&self) -> usize {
+    pub(crate) fn map_size(&self) -> usize {
         self.map_size
     }
 
     /// The file descriptor LMDB holds on the file (Postfix locks this file).
-    pub fn fd(&self) -> i32 {
+    pub(crate) fn fd(&self) -> i32 {
         let mut fd = -1;
         // SAFETY: env is live; fd is an out-pointer.
         unsafe { ffi::mdb_env_get_fd(self.env, &mut fd) };
@@ -187,7 +187,7 @@ impl Env {
     }
 
     /// Read the value stored under `key`.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LmdbError> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LmdbError> {
         let txn = self.begin(true)?;
         let mut k = val(key);
         let mut v = empty_val();
@@ -202,7 +202,7 @@ impl Env {
     }
 
     /// Store `value` under `key` (replacing) and commit; grows the map when full.
-    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), LmdbError> {
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), LmdbError> {
         loop {
             let result = (|| {
                 let txn = self.begin(false)?;
@@ -220,7 +220,7 @@ impl Env {
 
     /// Adopt the map size another process grew the file to (after
     /// [`LmdbError::is_map_resized`]); needs exclusive use of the environment.
-    pub fn adopt_map_size(&mut self) -> Result<(), LmdbError> {
+    pub(crate) fn adopt_map_size(&mut self) -> Result<(), LmdbError> {
         // SAFETY: &mut self: no transaction of ours is active.
         check(unsafe { ffi::mdb_env_set_mapsize(self.env, 0) })
     }
@@ -232,7 +232,7 @@ impl Env {
     }
 
     /// Remove `key` and commit; `Ok(false)` when it was not there.
-    pub fn del(&mut self, key: &[u8]) -> Result<bool, LmdbError> {
+    pub(crate) fn del(&mut self, key: &[u8]) -> Result<bool, LmdbError> {
         let txn = self.begin(false)?;
         let mut k = val(key);
         // SAFETY: txn is a live write transaction.
@@ -246,14 +246,14 @@ impl Env {
     }
 
     /// Flush to disk.
-    pub fn sync(&self) -> Result<(), LmdbError> {
+    pub(crate) fn sync(&self) -> Result<(), LmdbError> {
         // SAFETY: env is live.
         check(unsafe { ffi::mdb_env_sync(self.env, 1) })
     }
 
     /// The first entry (`after == None`) or the first entry whose key sorts
     /// after `after`.
-    pub fn next_after(&self, after: Option<&[u8]>) -> Result<Option<Entry>, LmdbError> {
+    pub(crate) fn next_after(&self, after: Option<&[u8]>) -> Result<Option<Entry>, LmdbError> {
         let txn = self.begin(true)?;
         let mut cursor = ptr::null_mut();
         // SAFETY: txn is live; cursor is an out-pointer, closed below.

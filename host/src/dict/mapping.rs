@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 /// A read-only mapping of a whole file (as long as it was when mapped).
-pub struct Mapping {
+pub(crate) struct Mapping {
     ptr: *mut libc::c_void,
     len: usize,
     protected: sigbus::Protected,
@@ -29,7 +29,7 @@ impl Mapping {
     /// mapped and is an error. The mapping is registered with [`sigbus`];
     /// a shrunk file poisons it rather than killing the process once
     /// [`sigbus::install`] has run (the server and `check` call it).
-    pub fn new(file: &File, len: u64) -> io::Result<Mapping> {
+    pub(crate) fn new(file: &File, len: u64) -> io::Result<Mapping> {
         let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to map"))?;
         if len == 0 {
@@ -61,24 +61,19 @@ impl Mapping {
     }
 
     /// The mapped length.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// True for an empty mapping (never: empty files are refused).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// True when a page was lost because the file shrank while mapped
     /// (rewritten without the lock): what was read from it is not to be
     /// trusted and the file must be mapped again.
-    pub fn poisoned(&self) -> bool {
+    pub(crate) fn poisoned(&self) -> bool {
         self.protected.poisoned()
     }
 
     /// The mapped bytes.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: ptr..ptr+len is mapped readable for the life of self.
         unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
     }

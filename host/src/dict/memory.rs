@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 /// How duplicate keys are treated while loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Duplicates {
+pub(crate) enum Duplicates {
     /// Keep the first value silently.
     Ignore,
     /// Keep the last value.
@@ -25,7 +25,7 @@ pub enum Duplicates {
 
 impl Duplicates {
     /// The policy selected by open flags, as Postfix ranks them.
-    pub fn from_flags(open_flags: u32) -> Duplicates {
+    pub(crate) fn from_flags(open_flags: u32) -> Duplicates {
         if open_flags & flags::DUP_IGNORE != 0 {
             Duplicates::Ignore
         } else if open_flags & flags::DUP_REPLACE != 0 {
@@ -39,7 +39,7 @@ impl Duplicates {
 }
 
 /// A table held in memory.
-pub struct MemoryDict {
+pub(crate) struct MemoryDict {
     index: HashMap<Vec<u8>, usize>,
     entries: Vec<(Vec<u8>, Vec<u8>)>,
     cursor: Mutex<usize>,
@@ -49,7 +49,7 @@ pub struct MemoryDict {
 
 /// What [`MemoryDict::insert`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Inserted {
+pub(crate) enum Inserted {
     /// A new key.
     New,
     /// The key was there; the policy was applied.
@@ -58,7 +58,7 @@ pub enum Inserted {
 
 impl MemoryDict {
     /// An empty table; `utf8` selects full Unicode folding.
-    pub fn new(utf8: bool, stamps: Vec<FileStamp>) -> MemoryDict {
+    pub(crate) fn new(utf8: bool, stamps: Vec<FileStamp>) -> MemoryDict {
         MemoryDict {
             index: HashMap::new(),
             entries: Vec::new(),
@@ -69,7 +69,7 @@ impl MemoryDict {
     }
 
     /// Add an entry while loading; `fold_keys` folds the key first.
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         key: &[u8],
         value: &[u8],
@@ -96,13 +96,8 @@ impl MemoryDict {
         }
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// True when the table has no entries.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

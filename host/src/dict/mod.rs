@@ -3,30 +3,30 @@
 //! table. The registry calls only this interface, so a new map type (built-in,
 //! native or plugin) is one more entry in the catalogue and nothing else.
 
-pub mod berkeley;
-pub mod composite;
-pub mod environ;
-pub mod fail;
-pub mod file_lock;
-pub mod inline;
-pub mod lmdb;
-pub mod lmdb_env;
-pub mod lmdb_file;
-pub mod mapping;
-pub mod memory;
-pub mod randmap;
+pub(crate) mod berkeley;
+pub(crate) mod composite;
+pub(crate) mod environ;
+pub(crate) mod fail;
+pub(crate) mod file_lock;
+pub(crate) mod inline;
+pub(crate) mod lmdb;
+pub(crate) mod lmdb_env;
+pub(crate) mod lmdb_file;
+pub(crate) mod mapping;
+pub(crate) mod memory;
+pub(crate) mod randmap;
 pub mod sigbus;
-pub mod stamp;
-pub mod static_map;
-pub mod texthash;
+pub(crate) mod stamp;
+pub(crate) mod static_map;
+pub(crate) mod texthash;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use proxymapd_sdk::{braces, fold, source};
-pub use stamp::FileStamp;
+pub(crate) use proxymapd_sdk::{braces, fold, source};
+pub(crate) use stamp::FileStamp;
 
 /// Why a table operation did not produce an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +64,7 @@ pub struct OpenError {
 
 impl OpenError {
     /// An error about the table as a whole.
-    pub fn new(table: &str, message: impl Into<String>) -> OpenError {
+    pub(crate) fn new(table: &str, message: impl Into<String>) -> OpenError {
         OpenError {
             table: table.to_string(),
             file: None,
@@ -76,7 +76,7 @@ impl OpenError {
     }
 
     /// An error about a file of the table, optionally at a line.
-    pub fn in_file(
+    pub(crate) fn in_file(
         table: &str,
         file: impl Into<PathBuf>,
         line: Option<usize>,
@@ -94,7 +94,7 @@ impl OpenError {
 
     /// An error about a file of the table from a failed system call: `what`
     /// was being done. Running out of descriptors or memory is temporary.
-    pub fn io(
+    pub(crate) fn io(
         table: &str,
         file: impl Into<PathBuf>,
         what: &str,
@@ -107,7 +107,7 @@ impl OpenError {
     }
 
     /// The same error, marked temporary.
-    pub fn temporary(mut self) -> OpenError {
+    pub(crate) fn temporary(mut self) -> OpenError {
         self.temporary = true;
         self
     }
@@ -130,7 +130,7 @@ impl std::error::Error for OpenError {}
 
 /// True for errno values that a later attempt may not meet: out of file
 /// descriptors (process or system) or memory, or interrupted.
-pub fn is_temporary_errno(errno: Option<i32>) -> bool {
+pub(crate) fn is_temporary_errno(errno: Option<i32>) -> bool {
     matches!(
         errno,
         Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EINTR)
@@ -138,7 +138,7 @@ pub fn is_temporary_errno(errno: Option<i32>) -> bool {
 }
 
 /// A key and its value, as sequence returns them.
-pub type Entry = (Vec<u8>, Vec<u8>);
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
 /// One sequence step: first or next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +207,7 @@ pub trait Dict: Send + Sync {
     }
 }
 
-/// Everything a [`TableOpener`] needs to open one table. (A plugin gets
+/// Everything a `TableOpener` needs to open one table. (A plugin gets
 /// the same facts as the WIT `open-request`, which the SDK hands its
 /// `MapType::open` as `proxymapd_sdk::OpenRequest`.)
 #[derive(Clone)]
@@ -228,7 +228,7 @@ pub struct OpenParams<'a> {
 
 /// What opens tables of one map type: a built-in's `open` function, or a
 /// plugin. (The SDK's `MapType`, by contrast, is one open table.)
-pub trait TableOpener: Send + Sync {
+pub(crate) trait TableOpener: Send + Sync {
     /// Open the table described by `req`.
     fn open(&self, req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError>;
 }
@@ -262,7 +262,7 @@ pub struct MapTypes {
 
 impl MapTypes {
     /// An empty catalogue.
-    pub fn empty() -> MapTypes {
+    pub(crate) fn empty() -> MapTypes {
         MapTypes::default()
     }
 
@@ -284,7 +284,7 @@ impl MapTypes {
     }
 
     /// Add or replace a map type.
-    pub fn register(&mut self, name: &str, map_type: impl TableOpener + 'static) {
+    pub(crate) fn register(&mut self, name: &str, map_type: impl TableOpener + 'static) {
         self.types.insert(name.to_string(), Box::new(map_type));
     }
 

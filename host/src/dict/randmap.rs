@@ -7,7 +7,7 @@ use crate::flags;
 use std::sync::Arc;
 
 /// A table answering a random choice among fixed values.
-pub struct RandDict {
+pub(crate) struct RandDict {
     choices: Vec<Vec<u8>>,
 }
 
@@ -24,7 +24,7 @@ impl Dict for RandDict {
 }
 
 /// Open a randmap: table.
-pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let inner = strip_braces(req.name).map_err(|e| OpenError::new(req.table, e))?;
     let mut choices = Vec::new();
     for item in split_outside_braces(inner, ", \t\r\n") {

@@ -39,18 +39,18 @@ static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
 static INSTALL: Once = Once::new();
 
 /// A registered mapping range; unregistered on drop.
-pub struct Protected {
+pub(crate) struct Protected {
     slot: Option<usize>,
 }
 
 impl Protected {
     /// A range that is not registered.
-    pub fn none() -> Protected {
+    pub(crate) fn none() -> Protected {
         Protected { slot: None }
     }
 
     /// True when a page of the range was lost (the file shrank under it).
-    pub fn poisoned(&self) -> bool {
+    pub(crate) fn poisoned(&self) -> bool {
         self.slot
             .is_some_and(|s| RANGES[s].poisoned.load(Ordering::Acquire))
     }
@@ -69,7 +69,7 @@ impl Drop for Protected {
 /// Protect `len` mapped bytes at `start`. With every slot taken the range
 /// is not protected (a fault there then ends the process, as without this).
 /// The range is guarded only once [`install`] has run.
-pub fn protect(start: usize, len: usize) -> Protected {
+pub(crate) fn protect(start: usize, len: usize) -> Protected {
     for (i, slot) in RANGES.iter().enumerate() {
         if slot
             .start

@@ -12,25 +12,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// loaded only once it held still for [`SETTLE`]. Generous, because file
 /// times come from a coarse clock and truncation does not always advance
 /// them.
-pub const RECENT: Duration = Duration::from_secs(2);
+pub(crate) const RECENT: Duration = Duration::from_secs(2);
 
 /// How long a recently modified file must hold still before it is loaded:
 /// a writer rewriting it in place is assumed to be still at work until then.
-pub const SETTLE: Duration = Duration::from_millis(100);
+pub(crate) const SETTLE: Duration = Duration::from_millis(100);
 
 /// Longest time [`load_stable`] keeps waiting for files to hold still.
-pub const STABLE_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const STABLE_WAIT: Duration = Duration::from_secs(3);
 
 /// What a file looked like when its table was opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStamp {
+pub(crate) struct FileStamp {
     path: PathBuf,
     identity: Option<(u64, u64, i64, i64, u64)>,
 }
 
 impl FileStamp {
     /// Stamp `path` as it is now (a missing file has an empty stamp).
-    pub fn take(path: &Path) -> FileStamp {
+    pub(crate) fn take(path: &Path) -> FileStamp {
         FileStamp {
             path: path.to_path_buf(),
             identity: Self::identity(path),
@@ -43,14 +43,9 @@ impl FileStamp {
             .map(|m| (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
     }
 
-    /// The stamped file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// True when the file now differs from the stamp (rewritten, replaced,
     /// created or removed).
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         Self::identity(&self.path) != self.identity
     }
 
@@ -76,7 +71,7 @@ impl FileStamp {
 
     /// True when the file was replaced by another inode or removed; in-place
     /// rewrites do not count.
-    pub fn replaced(&self) -> bool {
+    pub(crate) fn replaced(&self) -> bool {
         let now = Self::identity(&self.path);
         match (now, self.identity) {
             (Some(a), Some(b)) => (a.0, a.1) != (b.0, b.1),
@@ -87,7 +82,7 @@ impl FileStamp {
 
 /// Why [`load_stable`] gave up.
 #[derive(Debug)]
-pub enum Unstable<E> {
+pub(crate) enum Unstable<E> {
     /// The load itself failed, on files that held still while it ran.
     Load(E),
     /// The files kept changing for [`STABLE_WAIT`]; names the last one seen
@@ -100,7 +95,7 @@ pub enum Unstable<E> {
 /// every file must carry the same stamp after the load as before it. `load`
 /// receives the stamps taken before it ran (the table keeps them to notice
 /// later changes). Gives up after [`STABLE_WAIT`].
-pub fn load_stable<T, E>(
+pub(crate) fn load_stable<T, E>(
     paths: &[PathBuf],
     mut load: impl FnMut(Vec<FileStamp>) -> Result<T, E>,
 ) -> Result<T, Unstable<E>> {

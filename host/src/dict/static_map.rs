@@ -6,7 +6,7 @@ use crate::flags;
 use std::sync::Arc;
 
 /// A table that answers every key with the same value.
-pub struct StaticDict {
+pub(crate) struct StaticDict {
     value: Vec<u8>,
 }
 
@@ -21,7 +21,7 @@ impl Dict for StaticDict {
 }
 
 /// Open a static: table.
-pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let value = if req.name.trim_start().starts_with('{') {
         strip_braces(req.name).map_err(|e| OpenError::new(req.table, e))?
     } else {

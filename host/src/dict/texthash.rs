@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Open a texthash: table, from a whole copy of its file.
-pub fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
+pub(crate) fn open(req: &OpenParams<'_>) -> Result<Arc<dyn Dict>, OpenError> {
     let path = Path::new(req.name);
     let (stamp, content) = load_stable(&[path.to_path_buf()], |mut stamps| {
         std::fs::read(path).map(|content| (stamps.remove(0), content))

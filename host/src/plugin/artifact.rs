@@ -19,7 +19,7 @@ const HEADER_LEN: usize = 8 + 4 + 32 + 32 + 8;
 
 /// Why an artifact was rejected.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ArtifactError {
+pub(crate) enum ArtifactError {
     /// Not an artifact of this format (or an older one).
     #[error("not a proxymapd compiled-plugin file (bad header)")]
     BadHeader,
@@ -35,7 +35,7 @@ pub enum ArtifactError {
 }
 
 /// An artifact for `payload`, compiled from the component `source`.
-pub fn encode(source: &[u8], payload: &[u8]) -> Vec<u8> {
+pub(crate) fn encode(source: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -48,7 +48,7 @@ pub fn encode(source: &[u8], payload: &[u8]) -> Vec<u8> {
 
 /// The payload of `artifact` if it was compiled from the component
 /// `source` and is intact.
-pub fn decode<'a>(artifact: &'a [u8], source: &[u8]) -> Result<&'a [u8], ArtifactError> {
+pub(crate) fn decode<'a>(artifact: &'a [u8], source: &[u8]) -> Result<&'a [u8], ArtifactError> {
     if artifact.len() < HEADER_LEN || &artifact[..8] != MAGIC {
         return Err(ArtifactError::BadHeader);
     }

@@ -2,7 +2,7 @@
 //! under a key made of the component's blake3 digest and the engine's
 //! compatibility hash, so a restart (or a second table of the same plugin)
 //! compiles nothing. Loading native code bypasses both the sandbox and the
-//! manifest's digest pin, so the cache lives in a [`TrustedDir`] (checked
+//! manifest's digest pin, so the cache lives in a `TrustedDir` (checked
 //! ownership and modes; opening the cache fails otherwise) and each entry is
 //! an `artifact` bound to the exact component bytes it was
 //! compiled from. An entry that is not trusted, belongs to another component
@@ -25,7 +25,7 @@ pub struct CompileCache {
 
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// Compiled now.
     Compiled,
     /// Loaded from the cache.
@@ -55,7 +55,7 @@ impl CompileCache {
     }
 
     /// The compiled component for `bytes` (whose blake3 hex digest is `digest`).
-    pub fn component(
+    pub(crate) fn component(
         &self,
         engine: &Engine,
         digest: &str,

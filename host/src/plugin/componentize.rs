@@ -5,7 +5,7 @@
 use anyhow::{anyhow, Result};
 
 /// True when `bytes` is a component rather than a core module.
-pub fn is_component(bytes: &[u8]) -> bool {
+pub(crate) fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [0x0d, 0x00, 0x01, 0x00]
 }
 

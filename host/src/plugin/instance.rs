@@ -17,17 +17,17 @@ mod bindings {
         path: "../wit",
     });
 }
-pub use bindings::{Plugin, PluginPre};
+pub(crate) use bindings::{Plugin, PluginPre};
 
 // Through `bindings::` by name: the generated `proxymapd` module would be
 // ambiguous with this crate's own name where it is an extern (doc tests).
-pub use bindings::exports::proxymapd::dict::dict::{
+pub(crate) use bindings::exports::proxymapd::dict::dict::{
     Error as WitError, OpenRequest as WitOpenRequest, SeqStep as WitSeqStep,
 };
 use bindings::proxymapd::dict::host::{Host, Level};
 
 /// Per-instance state the host functions see.
-pub struct HostState {
+pub(crate) struct HostState {
     limits: StoreLimits,
     /// The plugin's map type, for log lines.
     plugin: Arc<str>,
@@ -39,7 +39,7 @@ pub struct HostState {
 
 /// The files granted to one table, read once and shared by all of the
 /// table's instances.
-pub struct GrantedFiles {
+pub(crate) struct GrantedFiles {
     paths: Vec<PathBuf>,
     flock: bool,
     contents: Vec<std::sync::OnceLock<Result<Arc<[u8]>, String>>>,
@@ -47,7 +47,7 @@ pub struct GrantedFiles {
 
 impl GrantedFiles {
     /// Grant `paths` (nothing is read until a plugin asks).
-    pub fn new(paths: Vec<PathBuf>) -> GrantedFiles {
+    pub(crate) fn new(paths: Vec<PathBuf>) -> GrantedFiles {
         let contents = paths.iter().map(|_| std::sync::OnceLock::new()).collect();
         GrantedFiles {
             paths,
@@ -57,18 +57,13 @@ impl GrantedFiles {
     }
 
     /// Read each file under a shared flock(2), waiting for writers.
-    pub fn with_flock(mut self, flock: bool) -> GrantedFiles {
+    pub(crate) fn with_flock(mut self, flock: bool) -> GrantedFiles {
         self.flock = flock;
         self
     }
 
-    /// The granted paths.
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.paths
-    }
-
     /// The content of file `index`, read on first use.
-    pub fn get(&self, index: u32) -> Result<Arc<[u8]>, String> {
+    pub(crate) fn get(&self, index: u32) -> Result<Arc<[u8]>, String> {
         let i = index as usize;
         let path = self
             .paths
@@ -139,7 +134,7 @@ fn read_granted(path: &std::path::Path, flock: bool) -> std::io::Result<Vec<u8>>
 }
 
 /// What an instance needs to start.
-pub struct InstanceSpec {
+pub(crate) struct InstanceSpec {
     /// The pre-linked component.
     pub pre: PluginPre<HostState>,
     /// Map type name.
@@ -155,7 +150,7 @@ pub struct InstanceSpec {
 }
 
 /// A live instance with its open table.
-pub struct Instance {
+pub(crate) struct Instance {
     store: Store<HostState>,
     bindings: Plugin,
     table: ResourceAny,
@@ -163,7 +158,7 @@ pub struct Instance {
 }
 
 /// Why a call failed.
-pub enum CallError {
+pub(crate) enum CallError {
     /// The plugin answered with an error.
     Plugin(WitError),
     /// The instance trapped, ran out of time or memory: it must be discarded.
@@ -171,7 +166,7 @@ pub enum CallError {
 }
 
 /// Link the host interface (and nothing else) for plugins.
-pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
         .map_err(|e| anyhow::anyhow!("link host interface: {e}"))?;
@@ -180,7 +175,10 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
 
 impl Instance {
     /// Instantiate and open the table.
-    pub fn start(spec: &InstanceSpec, request: &WitOpenRequest) -> Result<Instance, CallError> {
+    pub(crate) fn start(
+        spec: &InstanceSpec,
+        request: &WitOpenRequest,
+    ) -> Result<Instance, CallError> {
         let engine = spec.pre.engine();
         let state = HostState {
             limits: StoreLimitsBuilder::new()
@@ -219,7 +217,7 @@ impl Instance {
     }
 
     /// The table's flags.
-    pub fn flags(&mut self) -> Result<u32, CallError> {
+    pub(crate) fn flags(&mut self) -> Result<u32, CallError> {
         self.arm();
         let t = self.table;
         self.bindings
@@ -230,12 +228,12 @@ impl Instance {
     }
 
     /// lookup.
-    pub fn lookup(&mut self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, CallError> {
+    pub(crate) fn lookup(&mut self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, CallError> {
         self.lookup_within(key, flags, self.deadline_ticks)
     }
 
     /// lookup with a deadline of `ticks` epoch ticks instead of the plugin's own.
-    pub fn lookup_within(
+    pub(crate) fn lookup_within(
         &mut self,
         key: &[u8],
         flags: u32,
@@ -252,7 +250,7 @@ impl Instance {
     }
 
     /// update.
-    pub fn update(&mut self, key: &[u8], value: &[u8], flags: u32) -> Result<(), CallError> {
+    pub(crate) fn update(&mut self, key: &[u8], value: &[u8], flags: u32) -> Result<(), CallError> {
         self.arm();
         let t = self.table;
         flatten(self.bindings.proxymapd_dict_dict().table().call_update(
@@ -265,7 +263,7 @@ impl Instance {
     }
 
     /// delete.
-    pub fn delete(&mut self, key: &[u8], flags: u32) -> Result<bool, CallError> {
+    pub(crate) fn delete(&mut self, key: &[u8], flags: u32) -> Result<bool, CallError> {
         self.arm();
         let t = self.table;
         flatten(self.bindings.proxymapd_dict_dict().table().call_delete(
@@ -277,7 +275,7 @@ impl Instance {
     }
 
     /// sequence.
-    pub fn sequence(
+    pub(crate) fn sequence(
         &mut self,
         step: WitSeqStep,
         flags: u32,
@@ -303,7 +301,7 @@ fn flatten<T>(r: wasmtime::Result<Result<T, WitError>>) -> Result<T, CallError> 
 }
 
 /// True when the trap is the epoch deadline (the call ran out of time).
-pub fn is_timeout(err: &wasmtime::Error) -> bool {
+pub(crate) fn is_timeout(err: &wasmtime::Error) -> bool {
     matches!(
         err.downcast_ref::<wasmtime::Trap>(),
         Some(wasmtime::Trap::Interrupt)
@@ -311,7 +309,7 @@ pub fn is_timeout(err: &wasmtime::Error) -> bool {
 }
 
 /// Describe a trap for the log (timeout, memory, panic).
-pub fn describe_trap(err: &wasmtime::Error) -> String {
+pub(crate) fn describe_trap(err: &wasmtime::Error) -> String {
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::Interrupt => "time limit exceeded".to_string(),

@@ -19,7 +19,7 @@ use std::path::Path;
 
 /// Limits and capabilities of one plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// Expected blake3 digest (hex), if pinned.
     pub digest: Option<String>,
     /// Memory limit per instance, bytes.
@@ -65,7 +65,7 @@ struct Raw {
 
 impl Manifest {
     /// Parse manifest text; `file` names it in errors.
-    pub fn parse(text: &str, file: &Path) -> Result<Manifest> {
+    pub(crate) fn parse(text: &str, file: &Path) -> Result<Manifest> {
         let raw: Raw = toml::from_str(text)
             .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim_end()))?;
         let d = Manifest::default();
@@ -113,7 +113,7 @@ impl Manifest {
     }
 
     /// Read `NAME.toml` if it exists, else the defaults.
-    pub fn load(path: &Path) -> Result<Manifest> {
+    pub(crate) fn load(path: &Path) -> Result<Manifest> {
         match std::fs::read_to_string(path) {
             Ok(text) => Manifest::parse(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),

@@ -10,11 +10,11 @@
 mod artifact;
 pub mod cache;
 pub mod componentize;
-pub mod instance;
-pub mod manifest;
+pub(crate) mod instance;
+pub(crate) mod manifest;
 mod runaway_keys;
 mod shipped;
-pub mod table;
+pub(crate) mod table;
 pub mod trusted_dir;
 
 use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenParams};
@@ -33,17 +33,13 @@ use wasmtime::{Config, Engine};
 const TICK: Duration = Duration::from_millis(10);
 
 /// A loaded, compiled plugin.
-pub struct LoadedPlugin {
+pub(crate) struct LoadedPlugin {
     /// Map type name.
     pub name: String,
     /// Where it came from.
     pub source: PluginSource,
-    /// blake3 digest (hex) of the `.wasm` file.
-    pub digest: String,
     /// Limits and file rules.
     pub manifest: Manifest,
-    /// Whether compiling was needed or the cache had it.
-    pub origin: Origin,
     /// The `.wasm` file and manifest as loaded (none for shipped plugins).
     stamps: Vec<FileStamp>,
     pre: PluginPre<HostState>,
@@ -148,7 +144,7 @@ impl PluginHost {
     }
 
     /// Load (or reuse) the plugin for map type `name` from `source`.
-    pub fn load(&self, name: &str, source: &PluginSource) -> Result<Arc<LoadedPlugin>> {
+    pub(crate) fn load(&self, name: &str, source: &PluginSource) -> Result<Arc<LoadedPlugin>> {
         {
             let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(p) = loaded.get(name) {
@@ -221,9 +217,7 @@ impl PluginHost {
         let plugin = Arc::new(LoadedPlugin {
             name: name.to_string(),
             source: source.clone(),
-            digest,
             manifest,
-            origin,
             stamps,
             pre,
         });

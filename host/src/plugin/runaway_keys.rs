@@ -12,10 +12,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a runaway key answers RETRY without being tried.
-pub const COOL_DOWN: Duration = Duration::from_secs(30);
+pub(crate) const COOL_DOWN: Duration = Duration::from_secs(30);
 
 /// Most keys remembered per table.
-pub const MAX_KEYS: usize = 1024;
+pub(crate) const MAX_KEYS: usize = 1024;
 
 /// The runaway keys of one table.
 #[derive(Default)]

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// Largest value a plugin may return; larger replies cost the request
 /// (RETRY) instead of flooding the client.
-pub const MAX_VALUE: usize = 1 << 20;
+pub(crate) const MAX_VALUE: usize = 1 << 20;
 
 /// Lookups of a table run on the server's event loop (no thread hand-off)
 /// once this many calls in a row finished within [`FAST_CALL`]...
@@ -36,7 +36,7 @@ struct Pool {
 }
 
 /// An open plugin table.
-pub struct PluginTable {
+pub(crate) struct PluginTable {
     spec: InstanceSpec,
     request: WitOpenRequest,
     pool: Mutex<Pool>,
@@ -67,7 +67,7 @@ impl PluginTable {
     /// Open the table in a first instance; more start on demand, up to `max`.
     /// `files` are the table's files; `locked` says the plugin reads them
     /// under Postfix's lock, so they need not be watched while it loads.
-    pub fn open(
+    pub(crate) fn open(
         spec: InstanceSpec,
         request: WitOpenRequest,
         max: usize,

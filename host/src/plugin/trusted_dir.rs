@@ -90,7 +90,7 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 
 /// A checked directory, held open.
 #[derive(Debug)]
-pub struct TrustedDir {
+pub(crate) struct TrustedDir {
     fd: OwnedFd,
     path: PathBuf,
 }
@@ -98,7 +98,7 @@ pub struct TrustedDir {
 impl TrustedDir {
     /// Open `path`, creating it (mode 0700) when missing, and check it and
     /// every directory above it.
-    pub fn open(path: &Path) -> Result<TrustedDir, TrustError> {
+    pub(crate) fn open(path: &Path) -> Result<TrustedDir, TrustError> {
         if !path.exists() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -132,7 +132,7 @@ impl TrustedDir {
     }
 
     /// The directory's path (resolved).
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -150,7 +150,7 @@ impl TrustedDir {
     /// Open the regular file `name` in this directory for reading, refusing
     /// symbolic links and files that are not trusted; `Ok(None)` when there
     /// is no such file.
-    pub fn open_file(&self, name: &str) -> Result<Option<File>, TrustError> {
+    pub(crate) fn open_file(&self, name: &str) -> Result<Option<File>, TrustError> {
         let path = self.path.join(name);
         let c = self.name(name)?;
         // SAFETY: openat on our directory descriptor with a valid C string.
@@ -181,7 +181,7 @@ impl TrustedDir {
 
     /// Write `bytes` to `name` atomically: a new private temporary file,
     /// renamed over `name`.
-    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), TrustError> {
+    pub(crate) fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), TrustError> {
         let tmp_name = format!(".{name}.tmp{}", std::process::id());
         let tmp = self.name(&tmp_name)?;
         let target = self.name(name)?;

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 /// Serve one connection until the client closes it, it times out, or the
 /// server shuts down.
-pub async fn serve(
+pub(crate) async fn serve(
     mut stream: UnixStream,
     service: Service,
     handler: Arc<Handler>,

@@ -9,7 +9,7 @@ const RESERVE: u64 = 256;
 
 /// The soft open-files limit before and after [`raise_to_hard`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FdLimit {
+pub(crate) struct FdLimit {
     /// The soft limit found at start.
     pub before: u64,
     /// The soft limit now in force.
@@ -18,7 +18,7 @@ pub struct FdLimit {
 
 /// Raise the soft RLIMIT_NOFILE to the hard limit (capped at the kernel's
 /// `fs.nr_open` when the hard limit is unlimited).
-pub fn raise_to_hard() -> std::io::Result<FdLimit> {
+pub(crate) fn raise_to_hard() -> std::io::Result<FdLimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -57,7 +57,7 @@ pub fn raise_to_hard() -> std::io::Result<FdLimit> {
 
 /// The default cap on concurrent connections for a soft limit of `limit`
 /// descriptors: the limit less a reserve (at least half the limit).
-pub fn default_max_connections(limit: u64) -> usize {
+pub(crate) fn default_max_connections(limit: u64) -> usize {
     let reserve = RESERVE.max(limit / 16);
     limit.saturating_sub(reserve).max(limit / 2).max(1) as usize
 }

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Name of the lock file in a socket directory.
-pub const LOCK_FILE: &str = "proxymapd.pid";
+pub(crate) const LOCK_FILE: &str = "proxymapd.pid";
 
 /// Why a socket directory could not be locked.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another process holds the lock.
     #[error(
         "another proxymapd (pid {pid}) is already serving {socket} (it holds the lock {lock}); \
@@ -45,14 +45,14 @@ pub enum LockError {
 
 /// The locks this process holds, one per socket directory.
 #[derive(Debug, Default)]
-pub struct InstanceLocks {
+pub(crate) struct InstanceLocks {
     held: Vec<(PathBuf, File)>,
 }
 
 impl InstanceLocks {
     /// Lock the directory of `socket` (which must exist) unless this process
     /// already holds its lock.
-    pub fn acquire_for(&mut self, socket: &Path) -> Result<(), LockError> {
+    pub(crate) fn acquire_for(&mut self, socket: &Path) -> Result<(), LockError> {
         let dir = socket.parent().unwrap_or(Path::new("."));
         let path = dir.join(LOCK_FILE);
         if self.held.iter().any(|(p, _)| *p == path) {

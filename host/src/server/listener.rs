@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 /// The cap on concurrent connections, shared by every service.
 #[derive(Debug)]
-pub struct ConnectionBudget {
+pub(crate) struct ConnectionBudget {
     open: AtomicUsize,
     max: usize,
     /// The memory all connections' unfinished requests may hold.
@@ -38,7 +38,7 @@ impl Drop for Slot {
 impl ConnectionBudget {
     /// A budget of `max` concurrent connections whose unfinished requests
     /// hold at most `request_memory` bytes together.
-    pub fn new(max: usize, request_memory: usize) -> Arc<ConnectionBudget> {
+    pub(crate) fn new(max: usize, request_memory: usize) -> Arc<ConnectionBudget> {
         Arc::new(ConnectionBudget {
             open: AtomicUsize::new(0),
             max,
@@ -47,12 +47,13 @@ impl ConnectionBudget {
     }
 
     /// The cap.
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.max
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }
 
@@ -106,7 +107,7 @@ fn out_of_descriptors(e: &std::io::Error) -> bool {
 /// Accept connections on `bound` until shutdown, then remove its socket and
 /// wait for its connections to finish. Returns the number of connections
 /// served.
-pub async fn run(
+pub(crate) async fn run(
     bound: BoundService,
     handler: Arc<Handler>,
     settings: ConnectionSettings,

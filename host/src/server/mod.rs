@@ -2,20 +2,20 @@
 //! services, one tokio task per connection, graceful shutdown on SIGTERM (no
 //! new connections; requests in flight finish) and configuration reload on
 //! SIGHUP without dropping connections. One server per socket directory
-//! ([`instance_lock`]); the open-files limit is raised at start
-//! ([`fd_limit`]), concurrent connections are capped ([`listener`]) and so is
-//! the memory their unfinished requests hold ([`request_memory`]).
+//! (`instance_lock`); the open-files limit is raised at start
+//! (`fd_limit`), concurrent connections are capped (`listener`) and so is
+//! the memory their unfinished requests hold (`request_memory`).
 //! Knows nothing of table formats: every decoded request goes to the
-//! [`Handler`](crate::handler::Handler). [`Service`] names the two services
+//! `Handler`. [`Service`] names the two services
 //! a socket can offer.
 
-pub mod connection;
-pub mod fd_limit;
-pub mod instance_lock;
+pub(crate) mod connection;
+pub(crate) mod fd_limit;
+pub(crate) mod instance_lock;
 pub mod lifecycle;
-pub mod listener;
-pub mod request_memory;
-pub mod socket;
+pub(crate) mod listener;
+pub(crate) mod request_memory;
+pub(crate) mod socket;
 
 use crate::codec::{Greeting, Limits};
 use std::time::Duration;
@@ -66,7 +66,7 @@ pub struct ConnectionSettings {
     /// the open-files limit).
     pub max_connections: Option<usize>,
     /// Most bytes of unfinished requests held over all connections
-    /// ([`request_memory`]).
+    /// (`request_memory`).
     pub max_request_memory: usize,
 }
 

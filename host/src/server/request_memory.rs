@@ -10,18 +10,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A partial request this small is never refused.
-pub const SMALL: usize = 64 * 1024;
+pub(crate) const SMALL: usize = 64 * 1024;
 
 /// The shared budget.
 #[derive(Debug)]
-pub struct RequestMemory {
+pub(crate) struct RequestMemory {
     used: AtomicUsize,
     limit: usize,
 }
 
 impl RequestMemory {
     /// A budget of `limit` bytes over all connections.
-    pub fn new(limit: usize) -> Arc<RequestMemory> {
+    pub(crate) fn new(limit: usize) -> Arc<RequestMemory> {
         Arc::new(RequestMemory {
             used: AtomicUsize::new(0),
             limit,
@@ -29,28 +29,28 @@ impl RequestMemory {
     }
 
     /// Bytes held now over all connections.
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 }
 
 /// One connection's share of the budget; given back when dropped.
 #[derive(Debug)]
-pub struct Charge {
+pub(crate) struct Charge {
     budget: Arc<RequestMemory>,
     held: usize,
 }
 
 impl Charge {
     /// A connection's charge against `budget`, holding nothing yet.
-    pub fn new(budget: Arc<RequestMemory>) -> Charge {
+    pub(crate) fn new(budget: Arc<RequestMemory>) -> Charge {
         Charge { budget, held: 0 }
     }
 
     /// Record that the connection now holds `bytes` of unfinished request.
     /// False when it must be closed: it holds more than [`SMALL`] and all
     /// connections together hold more than the budget.
-    pub fn hold(&mut self, bytes: usize) -> bool {
+    pub(crate) fn hold(&mut self, bytes: usize) -> bool {
         if bytes >= self.held {
             self.budget
                 .used

@@ -14,7 +14,7 @@ use tokio::net::UnixListener;
 
 /// A bound service socket; dropping it closes the socket and removes its
 /// file if that file is still ours.
-pub struct BoundService {
+pub(crate) struct BoundService {
     /// Which service.
     pub service: Service,
     /// The socket path.
@@ -27,7 +27,7 @@ pub struct BoundService {
 
 /// Why a service socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-pub enum BindError {
+pub(crate) enum BindError {
     /// A live server answers on the socket.
     #[error(
         "{path} is served by another process ({who}); proxymapd replaces only sockets nobody \
@@ -64,7 +64,7 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
 }
 
 /// Create the directory of the socket `path` (mode 0700) when missing.
-pub fn create_socket_dir(path: &Path) -> Result<(), BindError> {
+pub(crate) fn create_socket_dir(path: &Path) -> Result<(), BindError> {
     let Some(dir) = path.parent() else {
         return Ok(());
     };
@@ -78,7 +78,7 @@ pub fn create_socket_dir(path: &Path) -> Result<(), BindError> {
 
 /// Bind `path` for `service`, creating its directory when missing and
 /// replacing a stale socket file.
-pub async fn bind(service: Service, path: &Path) -> Result<BoundService, BindError> {
+pub(crate) async fn bind(service: Service, path: &Path) -> Result<BoundService, BindError> {
     create_socket_dir(path)?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;

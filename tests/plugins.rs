@@ -270,6 +270,34 @@ fn huge_reply_is_refused() {
     contained("huge", 2, "more than the 1048576-byte limit");
 }
 
+/// An operator's plugin directory adds to and overrides the map types
+/// shipped in the binary: a `cdb.wasm` there serves `cdb:` tables, and once
+/// it is removed the shipped cdb plugin serves them again.
+#[test]
+fn a_plugin_directory_overrides_a_shipped_map_type() {
+    if common::skip_without(&[Need::Plugins]) {
+        return;
+    }
+    let srv = plugin_server("proxy:cdb:echo proxy:cdb:$dir/relocated", |dir| {
+        install(&dir.join("plugins"), "test-plugins", "hostile", "cdb");
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tables/relocated.cdb");
+        std::fs::copy(example, dir.join("relocated.cdb")).unwrap();
+    });
+    let mut s = connect(&srv.proxymap);
+    assert_eq!(value(&lookup(&mut s, "cdb:echo", "k")), "hostile:k");
+    let log = srv.wait_for_log("plugin cdb: loaded from");
+    assert!(log.contains("plugins/cdb.wasm"), "{log}");
+    std::fs::remove_file(srv.path("plugins/cdb.wasm")).unwrap();
+    std::fs::remove_file(srv.path("plugins/cdb.toml")).unwrap();
+    let relocated = format!("cdb:{}", srv.path("relocated").display());
+    assert_eq!(
+        value(&lookup(&mut s, &relocated, "jdoe@example.com")),
+        "jane.doe@example.net"
+    );
+    srv.wait_for_log("plugin cdb: loaded from shipped in proxymapd");
+}
+
 #[test]
 fn digest_mismatch_is_refused_with_both_digests() {
     if common::skip_without(&[Need::Postfix, Need::Plugins]) {

@@ -24,7 +24,17 @@ for crate in "$here"/plugins/*/; do
   cp "$crate/$name.toml" "$out/$name.toml"
 done
 
+# The toolchain is part of what the bytes depend on: recorded, and compared
+# first, so a different Debian Rust is named as the reason.
+{ /usr/bin/rustc -V; /usr/bin/cargo -V; } > "$out/TOOLCHAIN"
+
 if [ "$mode" = --check ]; then
+  if ! cmp -s "$dest/TOOLCHAIN" "$out/TOOLCHAIN"; then
+    echo "host/shipped-plugins/ was built with another toolchain:" >&2
+    diff "$dest/TOOLCHAIN" "$out/TOOLCHAIN" >&2 || true
+    echo "rebuild them with this one ('bash sdk/ship-plugins.sh') and commit, or install the recorded one" >&2
+    exit 1
+  fi
   if ! diff -r "$dest" "$out" >/dev/null; then
     echo "host/shipped-plugins/ differs from what plugins/ builds:" >&2
     diff -rq "$dest" "$out" >&2 || true
@@ -34,7 +44,7 @@ if [ "$mode" = --check ]; then
   echo "shipped plugins match their sources:"
 else
   mkdir -p "$dest"
-  rm -f "$dest"/*.wasm "$dest"/*.toml
+  rm -f "$dest"/*.wasm "$dest"/*.toml "$dest/TOOLCHAIN"
   cp "$out"/* "$dest"/
   echo "shipped plugins written to host/shipped-plugins/:"
 fi

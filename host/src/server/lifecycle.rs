@@ -89,7 +89,10 @@ pub async fn run(
                     handler.approved(Service::Write).len()
                 );
             }
-            Err(e) => tracing::error!("reload failed, keeping the old configuration: {e:#}"),
+            Err(e) => tracing::error!(
+                "reload failed, keeping the old configuration: {}",
+                crate::error_chain::Chain(&e)
+            ),
         }
     }
     tracing::info!("shutting down: finishing requests in flight");

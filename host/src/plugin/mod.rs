@@ -191,8 +191,9 @@ impl PluginHost {
             }
         }
         let path = source;
-        let component_bytes = componentize::componentize(&bytes)
-            .map_err(|e| anyhow::anyhow!("plugin {name} ({path}): {e:#}"))?;
+        let component_bytes = componentize::componentize(&bytes).map_err(|e| {
+            anyhow::anyhow!("plugin {name} ({path}): {}", crate::error_chain::Chain(&e))
+        })?;
         let (component, origin) = self
             .cache
             .component(&self.engine, &digest, &component_bytes)

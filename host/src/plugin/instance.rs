@@ -3,7 +3,6 @@
 //! may import (logging, reading the table's granted files), and the open
 //! table resource inside it.
 
-use anyhow::Result;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, ResourceAny};
@@ -197,10 +196,9 @@ pub enum CallError {
 }
 
 /// Link the host interface (and nothing else) for plugins.
-pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
+pub fn linker(engine: &Engine) -> Result<Linker<HostState>, super::PluginError> {
     let mut linker = Linker::new(engine);
-    Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        .map_err(|e| anyhow::anyhow!("link host interface: {e}"))?;
+    Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(super::PluginError::Link)?;
     Ok(linker)
 }
 

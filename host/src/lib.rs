@@ -12,6 +12,7 @@ pub use proxymapd_client as client;
 pub use proxymapd_codec as codec;
 pub mod config;
 pub mod dict;
+mod error_chain;
 pub mod gate;
 pub use proxymapd_sdk::flags;
 pub mod handler;

@@ -29,5 +29,5 @@ async fn run_server(
     let (control, commands) = tokio::sync::mpsc::channel(4);
     // Signal handlers first: whoever is told "ready" may signal at once.
     lifecycle::forward_signals(control)?;
-    lifecycle::run(settings, types, commands, ready).await
+    Ok(lifecycle::run(settings, types, commands, ready).await?)
 }

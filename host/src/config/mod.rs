@@ -13,6 +13,87 @@ use crate::codec::Greeting;
 use crate::server::ConnectionSettings;
 use std::path::PathBuf;
 
+/// Why settings could not be loaded. Each variant carries what the operator
+/// must fix: the file, and the key, parameter or line at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML configuration file cannot be read.
+    #[error("cannot read configuration file {}", file.display())]
+    ReadFile {
+        /// The configuration file.
+        file: PathBuf,
+        /// Why reading it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML file does not parse, or names a key proxymapd does not know.
+    #[error("{}: {message}", file.display())]
+    Syntax {
+        /// The configuration file.
+        file: PathBuf,
+        /// The line at fault (1-based), when the parser knows it.
+        line: Option<usize>,
+        /// The parser's message, which quotes the line.
+        message: String,
+    },
+    /// A key of the TOML file has a value proxymapd cannot use.
+    #[error("{}: key `{key}`: {problem}", file.display())]
+    BadValue {
+        /// The configuration file.
+        file: PathBuf,
+        /// The key at fault.
+        key: &'static str,
+        /// What is wrong with its value, and what to use instead.
+        problem: String,
+    },
+    /// The TOML file says neither where the sockets are nor where the queue is.
+    #[error(
+        "{}: set `queue_directory` or `proxymap_socket` so proxymapd knows where to listen",
+        file.display()
+    )]
+    NoSocket {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// The Postfix configuration directory has no main.cf.
+    #[error(
+        "{} does not exist: --postfix-config must name a Postfix configuration directory",
+        main_cf.display()
+    )]
+    NoMainCf {
+        /// The main.cf that is missing.
+        main_cf: PathBuf,
+    },
+    /// A main.cf parameter that must be an absolute path is not one.
+    #[error("{}: {parameter} must be an absolute path", main_cf.display())]
+    NotAbsolute {
+        /// The main.cf.
+        main_cf: PathBuf,
+        /// The parameter at fault.
+        parameter: &'static str,
+    },
+    /// `postconf` is installed but cannot be run.
+    #[error("cannot run postconf")]
+    RunPostconf(#[source] std::io::Error),
+    /// `postconf` rejected the configuration directory.
+    #[error("postconf -c {} failed: {stderr}", dir.display())]
+    Postconf {
+        /// The Postfix configuration directory.
+        dir: PathBuf,
+        /// What postconf said (it names the file and line at fault).
+        stderr: String,
+    },
+    /// main.cf cannot be read (without postconf).
+    #[error("cannot read {}", main_cf.display())]
+    ReadMainCf {
+        /// The main.cf.
+        main_cf: PathBuf,
+        /// Why reading it failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Where the settings came from, for reloads and messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -24,7 +105,7 @@ pub enum ConfigSource {
 
 impl ConfigSource {
     /// Load (or reload) the settings from this source.
-    pub fn load(&self) -> anyhow::Result<Settings> {
+    pub fn load(&self) -> Result<Settings, ConfigError> {
         match self {
             ConfigSource::Postfix(dir) => postfix::load(dir),
             ConfigSource::Toml(file) => toml_file::load(file),

@@ -4,10 +4,9 @@
 //! without it we read main.cf with [`super::main_cf::MainCf`].
 
 use super::main_cf::MainCf;
-use super::{ConfigSource, Settings};
+use super::{ConfigError, ConfigSource, Settings};
 use crate::codec::Greeting;
 use crate::server::ConnectionSettings;
-use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,13 +20,10 @@ const PARAMETERS: [&str; 5] = [
 ];
 
 /// Load settings from the Postfix configuration directory `dir`.
-pub(crate) fn load(dir: &Path) -> Result<Settings> {
+pub(crate) fn load(dir: &Path) -> Result<Settings, ConfigError> {
     let main_cf = dir.join("main.cf");
     if !main_cf.is_file() {
-        bail!(
-            "{} does not exist: --postfix-config must name a Postfix configuration directory",
-            main_cf.display()
-        );
+        return Err(ConfigError::NoMainCf { main_cf });
     }
     let values = match query_postconf(dir)? {
         Some(values) => values,
@@ -36,10 +32,10 @@ pub(crate) fn load(dir: &Path) -> Result<Settings> {
     let get = |name: &str| values.get(name).cloned().unwrap_or_default();
     let queue = PathBuf::from(get("queue_directory"));
     if !queue.is_absolute() {
-        bail!(
-            "{}: queue_directory must be an absolute path",
-            main_cf.display()
-        );
+        return Err(ConfigError::NotAbsolute {
+            main_cf,
+            parameter: "queue_directory",
+        });
     }
     let mail_version = get("mail_version");
     Ok(Settings {
@@ -65,7 +61,7 @@ pub(crate) fn load(dir: &Path) -> Result<Settings> {
 }
 
 /// Ask postconf; `Ok(None)` when postconf is not installed.
-fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>> {
+fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>, ConfigError> {
     let output = match Command::new("postconf")
         .arg("-c")
         .arg(dir)
@@ -75,14 +71,13 @@ fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>> {
     {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).context("cannot run postconf"),
+        Err(e) => return Err(ConfigError::RunPostconf(e)),
     };
     if !output.status.success() {
-        bail!(
-            "postconf -c {} failed: {}",
-            dir.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        return Err(ConfigError::Postconf {
+            dir: dir.to_path_buf(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let mut values = HashMap::new();
@@ -96,9 +91,11 @@ fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>> {
     Ok(Some(values))
 }
 
-fn read_main_cf(dir: &Path, main_cf: &Path) -> Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(main_cf)
-        .with_context(|| format!("cannot read {}", main_cf.display()))?;
+fn read_main_cf(dir: &Path, main_cf: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(main_cf).map_err(|source| ConfigError::ReadMainCf {
+        main_cf: main_cf.to_path_buf(),
+        source,
+    })?;
     let cf = MainCf::parse(&text);
     let dir_text = dir.to_string_lossy().into_owned();
     let defaults = HashMap::from([

@@ -25,13 +25,14 @@
 //! sandboxed_map_types = ["hash"]  # serve these by their plugin, not natively
 //! ```
 
-use super::{installed_postfix_greeting, ConfigSource, Settings};
+use super::{installed_postfix_greeting, ConfigError, ConfigSource, Settings};
 use crate::codec::{Greeting, Limits};
 use crate::server::ConnectionSettings;
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,8 +94,10 @@ fn default_log_level() -> String {
 
 /// Load settings from a TOML file.
 pub fn load(file: &Path) -> Result<Settings> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read configuration file {}", file.display()))?;
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::ReadFile {
+        file: file.to_path_buf(),
+        source,
+    })?;
     let dir = file
         .canonicalize()
         .ok()
@@ -103,13 +106,24 @@ pub fn load(file: &Path) -> Result<Settings> {
     parse(&text, file, &dir)
 }
 
+/// The 1-based line holding byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    before.iter().filter(|&&b| b == b'\n').count() + 1
+}
+
 /// Parse TOML text; `file` names it in errors, `dir` is `$config_dir`.
 pub(crate) fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
-    let cfg: TomlConfig = toml::from_str(text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim_end()))?;
+    let cfg: TomlConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: file.to_path_buf(),
+        line: e.span().map(|span| line_of(text, span.start)),
+        message: e.to_string().trim_end().to_string(),
+    })?;
     let expand = |s: &str| s.replace("$config_dir", &dir.to_string_lossy());
-    let bad = |key: &str, problem: String| -> anyhow::Error {
-        anyhow::anyhow!("{}: key `{key}`: {problem}", file.display())
+    let bad = |key: &'static str, problem: String| ConfigError::BadValue {
+        file: file.to_path_buf(),
+        key,
+        problem,
     };
     let greeting = match cfg.greeting.as_str() {
         "auto" => installed_postfix_greeting(),
@@ -129,10 +143,11 @@ pub(crate) fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
     let proxymap_socket = match (&cfg.proxymap_socket, &queue) {
         (Some(p), _) => PathBuf::from(expand(p)),
         (None, Some(q)) => q.join("private/proxymap"),
-        (None, None) => bail!(
-            "{}: set `queue_directory` or `proxymap_socket` so proxymapd knows where to listen",
-            file.display()
-        ),
+        (None, None) => {
+            return Err(ConfigError::NoSocket {
+                file: file.to_path_buf(),
+            })
+        }
     };
     let proxywrite_socket = match (&cfg.proxywrite_socket, &queue) {
         (Some(p), _) if p.is_empty() => None,
@@ -304,5 +319,13 @@ mod tests {
         assert!(e.contains("request_timeout"), "{e}");
         let e = try_parse("proxy_read_maps = \"\"").unwrap_err().to_string();
         assert!(e.contains("queue_directory"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        match try_parse("queue_directory = \"/q\"\nproxy_read_map = \"x\"") {
+            Err(ConfigError::Syntax { line, .. }) => assert_eq!(line, Some(2)),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -9,9 +9,9 @@
 //! or is damaged is logged and compiled afresh, never loaded. Entries are
 //! written to a private temporary file and renamed.
 
-use super::artifact;
+use super::artifact::{self, ArtifactError};
 use super::trusted_dir::{TrustError, TrustedDir};
-use anyhow::{anyhow, Result};
+use crate::error_chain::Chain;
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::Path;
@@ -21,6 +21,30 @@ use wasmtime::Engine;
 /// Where compiled plugins are kept.
 pub struct CompileCache {
     dir: Option<TrustedDir>,
+}
+
+/// A component wasmtime cannot compile. Its text is wasmtime's full report
+/// (the error with its causes, as `{:?}` shows them).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}")]
+pub struct CompileError(pub wasmtime::Error);
+
+/// Why a cache entry could not be loaded or stored (logged, then compiled
+/// afresh).
+#[derive(Debug, thiserror::Error)]
+enum EntryError {
+    /// The cache directory or the entry is not trusted, or its I/O failed.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// Reading the entry failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The entry is damaged or belongs to other component bytes.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// wasmtime refused to serialize or deserialize the native code.
+    #[error("{0}")]
+    Engine(wasmtime::Error),
 }
 
 /// How a component was obtained.
@@ -60,8 +84,8 @@ impl CompileCache {
         engine: &Engine,
         digest: &str,
         bytes: &[u8],
-    ) -> Result<(Component, Origin)> {
-        let compile = || Component::from_binary(engine, bytes).map_err(|e| anyhow!("{e:?}"));
+    ) -> Result<(Component, Origin), CompileError> {
+        let compile = || Component::from_binary(engine, bytes).map_err(CompileError);
         let Some(dir) = &self.dir else {
             return Ok((compile()?, Origin::Compiled));
         };
@@ -70,19 +94,21 @@ impl CompileCache {
             Ok(Some(component)) => return Ok((component, Origin::Cached)),
             Ok(None) => {}
             Err(e) => tracing::warn!(
-                "compiled plugin cache {}: {e:#}; not loading it, recompiling",
-                dir.path().join(&name).display()
+                "compiled plugin cache {}: {}; not loading it, recompiling",
+                dir.path().join(&name).display(),
+                Chain(&e)
             ),
         }
         let component = compile()?;
         let stored = component
             .serialize()
-            .map_err(|e| anyhow!("{e}"))
+            .map_err(EntryError::Engine)
             .and_then(|code| Ok(dir.write_file(&name, &artifact::encode(bytes, &code))?));
         if let Err(e) = stored {
             tracing::warn!(
-                "cannot write compiled plugin cache {}: {e:#}",
-                dir.path().join(&name).display()
+                "cannot write compiled plugin cache {}: {}",
+                dir.path().join(&name).display(),
+                Chain(&e)
             );
         }
         Ok((component, Origin::Compiled))
@@ -90,7 +116,12 @@ impl CompileCache {
 }
 
 /// The cached component `name` compiled from `bytes`, if there is one.
-fn load(dir: &TrustedDir, name: &str, engine: &Engine, bytes: &[u8]) -> Result<Option<Component>> {
+fn load(
+    dir: &TrustedDir,
+    name: &str,
+    engine: &Engine,
+    bytes: &[u8],
+) -> Result<Option<Component>, EntryError> {
     let Some(mut file) = dir.open_file(name)? else {
         return Ok(None);
     };
@@ -101,7 +132,7 @@ fn load(dir: &TrustedDir, name: &str, engine: &Engine, bytes: &[u8]) -> Result<O
     // can have written (TrustedDir checked the directory chain and the open
     // file), whose header shows it was serialized for exactly `bytes` and
     // is intact; deserialize also checks the engine's compatibility.
-    let component = unsafe { Component::deserialize(engine, code) }.map_err(|e| anyhow!("{e}"))?;
+    let component = unsafe { Component::deserialize(engine, code) }.map_err(EntryError::Engine)?;
     Ok(Some(component))
 }
 

@@ -3,7 +3,6 @@
 //! may import (logging, reading the table's granted files), and the open
 //! table resource inside it.
 
-use anyhow::Result;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, ResourceAny};
@@ -42,7 +41,7 @@ pub(crate) struct HostState {
 pub(crate) struct GrantedFiles {
     paths: Vec<PathBuf>,
     flock: bool,
-    contents: Vec<std::sync::OnceLock<Result<Arc<[u8]>, String>>>,
+    contents: Vec<std::sync::OnceLock<Result<Arc<[u8]>, FileError>>>,
 }
 
 impl GrantedFiles {
@@ -63,22 +62,42 @@ impl GrantedFiles {
     }
 
     /// The content of file `index`, read on first use.
-    pub(crate) fn get(&self, index: u32) -> Result<Arc<[u8]>, String> {
+    pub(crate) fn get(&self, index: u32) -> Result<Arc<[u8]>, FileError> {
         let i = index as usize;
-        let path = self
-            .paths
-            .get(i)
-            .ok_or_else(|| format!("no file number {index} was granted to this table"))?;
+        let path = self.paths.get(i).ok_or(FileError::NotGranted(index))?;
         self.contents[i]
             .get_or_init(|| {
                 read_granted(path, self.flock)
                     .map(Arc::from)
-                    .map_err(|e| format!("{}: {e}", path.display()))
+                    .map_err(|e| FileError::Read {
+                        path: path.clone(),
+                        cause: Arc::new(e),
+                    })
             })
             .clone()
     }
 }
 
+/// Why a plugin cannot have a file it asked for. The plugin receives the
+/// message as the error string of its host call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FileError {
+    /// The plugin asked for a file number this table was not granted.
+    #[error("no file number {0} was granted to this table")]
+    NotGranted(u32),
+    /// The granted file could not be read.
+    #[error("{}: {cause}", path.display())]
+    Read {
+        /// The granted file.
+        path: PathBuf,
+        /// Why reading it failed (shared: the outcome is kept for every
+        /// instance of the table).
+        cause: Arc<std::io::Error>,
+    },
+}
+
+// The host interface's errors are WIT strings: a `FileError` crosses into
+// the plugin as its message.
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String) {
         let (plugin, table) = (&self.plugin, &self.table);
@@ -91,15 +110,21 @@ impl Host for HostState {
     }
 
     fn read_file(&mut self, index: u32) -> Result<Vec<u8>, String> {
-        self.files.get(index).map(|data| data.to_vec())
+        self.files
+            .get(index)
+            .map(|data| data.to_vec())
+            .map_err(|e| e.to_string())
     }
 
     fn file_size(&mut self, index: u32) -> Result<u64, String> {
-        self.files.get(index).map(|data| data.len() as u64)
+        self.files
+            .get(index)
+            .map(|data| data.len() as u64)
+            .map_err(|e| e.to_string())
     }
 
     fn read_at(&mut self, index: u32, offset: u64, length: u32) -> Result<Vec<u8>, String> {
-        let data = self.files.get(index)?;
+        let data = self.files.get(index).map_err(|e| e.to_string())?;
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(data.len());
@@ -166,10 +191,9 @@ pub(crate) enum CallError {
 }
 
 /// Link the host interface (and nothing else) for plugins.
-pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>> {
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>, super::PluginError> {
     let mut linker = Linker::new(engine);
-    Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        .map_err(|e| anyhow::anyhow!("link host interface: {e}"))?;
+    Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(super::PluginError::Link)?;
     Ok(linker)
 }
 
@@ -322,5 +346,23 @@ pub(crate) fn describe_trap(err: &wasmtime::Error) -> String {
         format!("memory limit reached: {first}")
     } else {
         first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn granted_file_errors_read_as_before() {
+        let files = GrantedFiles::new(vec![PathBuf::from("/nonexistent/proxymapd-table")]);
+        assert_eq!(
+            files.get(1).unwrap_err().to_string(),
+            "no file number 1 was granted to this table"
+        );
+        assert_eq!(
+            files.get(0).unwrap_err().to_string(),
+            "/nonexistent/proxymapd-table: No such file or directory (os error 2)"
+        );
     }
 }

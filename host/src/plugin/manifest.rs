@@ -13,9 +13,50 @@
 //!                               # as Postfix locks Berkeley DB tables
 //! ```
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a plugin manifest cannot be used; each names the manifest file and
+/// what in it to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The manifest cannot be read.
+    #[error("read {}", file.display())]
+    Read {
+        /// The manifest file.
+        file: PathBuf,
+        /// Why reading it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest does not parse, or names a key proxymapd does not know.
+    #[error("{}: {message}", file.display())]
+    Syntax {
+        /// The manifest file.
+        file: PathBuf,
+        /// The parser's message, which quotes the line.
+        message: String,
+    },
+    /// A key has a value proxymapd cannot use.
+    #[error("{}: key `{key}`: {problem}", file.display())]
+    BadValue {
+        /// The manifest file.
+        file: PathBuf,
+        /// The key at fault.
+        key: &'static str,
+        /// What is wrong with its value.
+        problem: String,
+    },
+    /// A resource limit is out of range.
+    #[error(
+        "{}: limits out of range (memory_mib >= 1, call_timeout_ms >= 1, instances 1..=64)",
+        file.display()
+    )]
+    Limits {
+        /// The manifest file.
+        file: PathBuf,
+    },
+}
 
 /// Limits and capabilities of one plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +106,16 @@ struct Raw {
 
 impl Manifest {
     /// Parse manifest text; `file` names it in errors.
-    pub(crate) fn parse(text: &str, file: &Path) -> Result<Manifest> {
-        let raw: Raw = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().trim_end()))?;
+    pub(crate) fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ManifestError::Syntax {
+            file: file.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let bad = |key: &'static str, problem: &str| ManifestError::BadValue {
+            file: file.to_path_buf(),
+            key,
+            problem: problem.to_string(),
+        };
         let d = Manifest::default();
         let m = Manifest {
             digest: raw.digest.map(|s| s.trim().to_ascii_lowercase()),
@@ -79,18 +127,17 @@ impl Manifest {
             flock: match raw.file_lock.as_deref() {
                 None | Some("none") => false,
                 Some("flock") => true,
-                Some(other) => bail!(
-                    "{}: key `file_lock`: unknown value \"{other}\"; use \"none\" or \"flock\"",
-                    file.display()
-                ),
+                Some(other) => {
+                    return Err(bad(
+                        "file_lock",
+                        &format!("unknown value \"{other}\"; use \"none\" or \"flock\""),
+                    ))
+                }
             },
         };
         if let Some(digest) = &m.digest {
             if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!(
-                    "{}: key `digest`: expected 64 hex digits of a blake3 hash",
-                    file.display()
-                );
+                return Err(bad("digest", "expected 64 hex digits of a blake3 hash"));
             }
         }
         if m.memory_bytes < (1 << 20)
@@ -98,26 +145,25 @@ impl Manifest {
             || m.instances == 0
             || m.instances > 64
         {
-            bail!(
-                "{}: limits out of range (memory_mib >= 1, call_timeout_ms >= 1, instances 1..=64)",
-                file.display()
-            );
+            return Err(ManifestError::Limits {
+                file: file.to_path_buf(),
+            });
         }
         if m.file_suffix.contains('/') {
-            bail!(
-                "{}: key `file_suffix`: must not contain '/'",
-                file.display()
-            );
+            return Err(bad("file_suffix", "must not contain '/'"));
         }
         Ok(m)
     }
 
     /// Read `NAME.toml` if it exists, else the defaults.
-    pub(crate) fn load(path: &Path) -> Result<Manifest> {
+    pub(crate) fn load(path: &Path) -> Result<Manifest, ManifestError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Manifest::parse(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
-            Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+            Err(source) => Err(ManifestError::Read {
+                file: path.to_path_buf(),
+                source,
+            }),
         }
     }
 }

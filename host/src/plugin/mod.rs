@@ -18,10 +18,11 @@ pub(crate) mod table;
 pub mod trusted_dir;
 
 use crate::dict::{Dict, FileStamp, MapTypeSource, OpenError, OpenParams};
-use anyhow::{bail, Context, Result};
-use cache::{CompileCache, Origin};
+use crate::error_chain::Chain;
+use cache::{CompileCache, CompileError, Origin};
+use componentize::ComponentizeError;
 use instance::{linker, GrantedFiles, HostState, InstanceSpec, PluginPre, WitOpenRequest};
-use manifest::Manifest;
+use manifest::{Manifest, ManifestError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,83 @@ use wasmtime::{Config, Engine};
 
 /// How often the engine's epoch advances (the time-limit granularity).
 const TICK: Duration = Duration::from_millis(10);
+
+/// Why the plugin host could not start, or a plugin could not be loaded.
+/// Each names the plugin and its file; wasmtime's own errors are carried
+/// inside.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The WebAssembly engine cannot be set up.
+    #[error("plugin engine: {0}")]
+    Engine(wasmtime::Error),
+    /// The thread that advances the plugins' time limit cannot be started.
+    #[error("start the plugin timer thread")]
+    Timer(#[source] std::io::Error),
+    /// The host interface cannot be linked for plugins.
+    #[error("link host interface: {0}")]
+    Link(wasmtime::Error),
+    /// The plugin's `.wasm` file cannot be read.
+    #[error("read plugin {}", path.display())]
+    Read {
+        /// The `.wasm` file.
+        path: PathBuf,
+        /// Why reading it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plugin's manifest cannot be used.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// No plugin of this map type is shipped in the binary.
+    #[error("no plugin for map type {0} is shipped")]
+    NotShipped(String),
+    /// The `.wasm` file is not the one its manifest pins.
+    #[error(
+        "plugin {}: blake3 digest mismatch: manifest {} expects {expected}, file has {actual}; refusing to load",
+        path.display(),
+        path.with_extension("toml").display()
+    )]
+    DigestMismatch {
+        /// The `.wasm` file (its manifest is the `.toml` beside it).
+        path: PathBuf,
+        /// The digest the manifest pins.
+        expected: String,
+        /// The file's digest.
+        actual: String,
+    },
+    /// The file is not a component and cannot be made one.
+    #[error("plugin {name} ({from}): {}", Chain(.cause))]
+    NotAComponent {
+        /// The map type.
+        name: String,
+        /// Where the plugin came from.
+        from: PluginSource,
+        /// Why it cannot be made a component.
+        cause: ComponentizeError,
+    },
+    /// wasmtime cannot compile the component.
+    #[error("plugin {name} ({from}): not a valid proxymapd plugin component: {cause}")]
+    Compile {
+        /// The map type.
+        name: String,
+        /// Where the plugin came from.
+        from: PluginSource,
+        /// wasmtime's report.
+        cause: CompileError,
+    },
+    /// The component imports or exports something other than the plugin world.
+    #[error(
+        "plugin {name} ({from}): does not fit the proxymapd:dict/plugin world (it may only import proxymapd:dict/host): {cause}"
+    )]
+    WrongWorld {
+        /// The map type.
+        name: String,
+        /// Where the plugin came from.
+        from: PluginSource,
+        /// wasmtime's reason.
+        cause: wasmtime::Error,
+    },
+}
 
 /// A loaded, compiled plugin.
 pub(crate) struct LoadedPlugin {
@@ -74,11 +152,11 @@ pub struct PluginHost {
 
 impl PluginHost {
     /// A host searching `dirs` in order, keeping compiled code in `cache`.
-    pub fn new(dirs: Vec<PathBuf>, cache: CompileCache) -> Result<PluginHost> {
+    pub fn new(dirs: Vec<PathBuf>, cache: CompileCache) -> Result<PluginHost, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("plugin engine: {e}"))?;
+        let engine = Engine::new(&config).map_err(PluginError::Engine)?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("plugin-epoch".into())
@@ -89,7 +167,7 @@ impl PluginHost {
                     std::thread::sleep(TICK);
                 }
             })
-            .context("start the plugin timer thread")?;
+            .map_err(PluginError::Timer)?;
         Ok(PluginHost {
             linker: linker(&engine)?,
             engine,
@@ -144,7 +222,11 @@ impl PluginHost {
     }
 
     /// Load (or reuse) the plugin for map type `name` from `source`.
-    pub(crate) fn load(&self, name: &str, source: &PluginSource) -> Result<Arc<LoadedPlugin>> {
+    pub(crate) fn load(
+        &self,
+        name: &str,
+        source: &PluginSource,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
         {
             let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(p) = loaded.get(name) {
@@ -157,14 +239,16 @@ impl PluginHost {
             PluginSource::File(path) => {
                 let manifest_path = path.with_extension("toml");
                 let stamps = vec![FileStamp::take(path), FileStamp::take(&manifest_path)];
-                let bytes = std::fs::read(path)
-                    .with_context(|| format!("read plugin {}", path.display()))?;
+                let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 let manifest = Manifest::load(&manifest_path)?;
                 (std::borrow::Cow::Owned(bytes), manifest, stamps)
             }
             PluginSource::Shipped => {
-                let shipped = shipped::find(name)
-                    .with_context(|| format!("no plugin for map type {name} is shipped"))?;
+                let shipped =
+                    shipped::find(name).ok_or_else(|| PluginError::NotShipped(name.to_string()))?;
                 let manifest = Manifest::parse(
                     shipped.manifest,
                     Path::new(&format!("(shipped) {name}.toml")),
@@ -179,32 +263,36 @@ impl PluginHost {
         let digest = blake3::hash(&bytes).to_hex().to_string();
         if let (PluginSource::File(path), Some(expected)) = (source, &manifest.digest) {
             if *expected != digest {
-                bail!(
-                    "plugin {}: blake3 digest mismatch: manifest {} expects {expected}, file has {digest}; refusing to load",
-                    path.display(),
-                    path.with_extension("toml").display()
-                );
+                return Err(PluginError::DigestMismatch {
+                    path: path.clone(),
+                    expected: expected.clone(),
+                    actual: digest,
+                });
             }
         }
         let path = source;
-        let component_bytes = componentize::componentize(&bytes)
-            .map_err(|e| anyhow::anyhow!("plugin {name} ({path}): {e:#}"))?;
+        let component_bytes =
+            componentize::componentize(&bytes).map_err(|cause| PluginError::NotAComponent {
+                name: name.to_string(),
+                from: source.clone(),
+                cause,
+            })?;
         let (component, origin) = self
             .cache
             .component(&self.engine, &digest, &component_bytes)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "plugin {name} ({path}): not a valid proxymapd plugin component: {e:#}"
-                )
+            .map_err(|cause| PluginError::Compile {
+                name: name.to_string(),
+                from: source.clone(),
+                cause,
             })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(PluginPre::new)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "plugin {name} ({path}): does not fit the proxymapd:dict/plugin world (it may only import proxymapd:dict/host): {e}"
-                )
+            .map_err(|cause| PluginError::WrongWorld {
+                name: name.to_string(),
+                from: source.clone(),
+                cause,
             })?;
         tracing::info!(
             "plugin {name}: loaded from {path} (blake3 {digest}, {})",
@@ -291,7 +379,7 @@ impl MapTypeSource for PluginHost {
         let source = self.locate(type_name)?;
         Some(
             self.load(type_name, &source)
-                .map_err(|e| OpenError::new(req.table, format!("{e:#}")))
+                .map_err(|e| OpenError::new(req.table, Chain(&e).to_string()))
                 .and_then(|plugin| self.open_table(plugin, req)),
         )
     }

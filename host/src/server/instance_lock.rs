@@ -19,7 +19,7 @@ pub(crate) const LOCK_FILE: &str = "proxymapd.pid";
 
 /// Why a socket directory could not be locked.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LockError {
+pub enum LockError {
     /// Another process holds the lock.
     #[error(
         "another proxymapd (pid {pid}) is already serving {socket} (it holds the lock {lock}); \

@@ -7,14 +7,14 @@
 //! SIGTERM/SIGINT (stop) and SIGHUP (reload), as `proxymapd serve` does.
 //! It also installs the SIGBUS guard for mapped tables (`dict::sigbus`).
 
-use super::instance_lock::InstanceLocks;
+use super::instance_lock::{InstanceLocks, LockError};
+use super::socket::BindError;
 use super::Service;
 use super::{fd_limit, listener, socket};
 use crate::config::Settings;
 use crate::dict::MapTypes;
 use crate::handler::Handler;
 use crate::registry::Registry;
-use anyhow::Result;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,6 +27,21 @@ pub enum Control {
     Stop,
 }
 
+/// Why the server could not start: the texts are those of the underlying
+/// errors, which name the socket or lock file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A socket directory could not be made, or a socket bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// Another server holds a socket directory, or its lock file failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A signal handler could not be installed.
+    #[error(transparent)]
+    Signals(std::io::Error),
+}
+
 /// Serve `settings` with the map types `types` until a [`Control::Stop`]
 /// arrives (or every sender of `control` is gone); `ready` is told once the
 /// sockets are bound.
@@ -35,7 +50,7 @@ pub async fn run(
     types: MapTypes,
     mut control: mpsc::Receiver<Control>,
     ready: Option<oneshot::Sender<()>>,
-) -> Result<()> {
+) -> Result<(), ServeError> {
     // Before any table is opened: a mapped table file shrunk by a writer
     // that ignores the lock must poison the mapping, not kill the server.
     crate::dict::sigbus::install();
@@ -89,7 +104,10 @@ pub async fn run(
                     handler.approved(Service::Write).len()
                 );
             }
-            Err(e) => tracing::error!("reload failed, keeping the old configuration: {e:#}"),
+            Err(e) => tracing::error!(
+                "reload failed, keeping the old configuration: {}",
+                crate::error_chain::Chain(&e)
+            ),
         }
     }
     tracing::info!("shutting down: finishing requests in flight");
@@ -105,11 +123,12 @@ pub async fn run(
 /// [`Control::Reload`] on `control`. The handlers are installed before this
 /// returns, so a signal sent right after cannot kill the process. Must be
 /// called inside a tokio runtime.
-pub fn forward_signals(control: mpsc::Sender<Control>) -> Result<()> {
+pub fn forward_signals(control: mpsc::Sender<Control>) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let handler = |kind| signal(kind).map_err(ServeError::Signals);
+    let mut term = handler(SignalKind::terminate())?;
+    let mut int = handler(SignalKind::interrupt())?;
+    let mut hup = handler(SignalKind::hangup())?;
     tokio::spawn(async move {
         loop {
             let command = tokio::select! {

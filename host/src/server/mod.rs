@@ -17,6 +17,9 @@ pub(crate) mod listener;
 pub(crate) mod request_memory;
 pub(crate) mod socket;
 
+pub use instance_lock::LockError;
+pub use socket::BindError;
+
 use crate::codec::{Greeting, Limits};
 use std::time::Duration;
 

@@ -27,7 +27,7 @@ pub(crate) struct BoundService {
 
 /// Why a service socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum BindError {
+pub enum BindError {
     /// A live server answers on the socket.
     #[error(
         "{path} is served by another process ({who}); proxymapd replaces only sockets nobody \

@@ -4,10 +4,11 @@
 //! `concurrency` of them run at once, a request waits for its turn
 //! asynchronously (holding no thread) and gives up with `GateError::Busy`
 //! after about `wait` (±25 %). Work of a table that recently proved slow (one
-//! operation of `SLOW` or more) runs in the slow lane: a few threads under the
-//! SCHED_IDLE policy, which get the processor only when nothing else wants
-//! it, so a hanging or CPU-bound table neither takes the blocking threads
-//! the other tables need nor delays their requests on the processor. Its
+//! operation of `SLOW` or more, opens aside) runs in the slow lane: a few
+//! threads at the lowest priority (nice 19), which yield the processor to
+//! everything else without being starved by it, so a hanging or CPU-bound
+//! table neither takes the blocking threads the other tables need nor
+//! delays their requests on the processor. Its
 //! RETRY answers are paced to `SLOW`, so clients retrying at once do not
 //! turn a hanging table into a flood of requests.
 
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// An operation that takes this long (a plugin's default time limit) marks
-/// its table slow: far beyond what a healthy table takes, since slow-lane
-/// work gets the processor only when it is otherwise idle.
+/// its table slow: far beyond what a healthy table's lookup takes, since
+/// slow-lane work gets the processor last.
 pub(crate) const SLOW: Duration = Duration::from_secs(1);
 
 /// How long a table stays marked slow after its last slow operation.
@@ -105,9 +106,28 @@ impl TableGate {
 
     /// Run `work` off the event loop in one of the table's turns: in tokio's
     /// blocking pool, or in the slow lane while the table counts as slow.
+    /// Work that takes [`SLOW`] or more marks the table slow.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GateError> {
+        self.run_in_turn(work, true).await
+    }
+
+    /// Like [`TableGate::run`] for opening the table, which never marks it
+    /// slow: an open's cost (compiling a plugin the first time, reading a
+    /// large file) is paid once and says nothing of the lookups after it.
+    pub(crate) async fn run_open<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GateError> {
+        self.run_in_turn(work, false).await
+    }
+
+    async fn run_in_turn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+        marks_slow: bool,
     ) -> Result<T, GateError> {
         // Jittered (±25 %), so that clients which all came at once to a
         // hanging table do not all get their RETRY, and come back, at once.
@@ -130,7 +150,7 @@ impl TableGate {
                 .await
                 .map_err(|e| GateError::Panicked(e.to_string()))
         };
-        if started.elapsed() >= SLOW {
+        if marks_slow && started.elapsed() >= SLOW {
             let until = now_ms() + SLOW_FOR.as_millis() as u64;
             self.slow_until.fetch_max(until, Ordering::Relaxed);
         }
@@ -140,7 +160,7 @@ impl TableGate {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A few SCHED_IDLE threads running the work of slow tables in turn.
+/// A few lowest-priority threads running the work of slow tables in turn.
 struct SlowLane {
     jobs: Mutex<mpsc::Sender<Job>>,
 }
@@ -159,11 +179,15 @@ fn slow_lane() -> &'static SlowLane {
             let spawned = std::thread::Builder::new()
                 .name(format!("proxymapd-slow-{n}"))
                 .spawn(move || {
-                    // On Linux the policy belongs to the calling thread; any
-                    // thread may lower its own to SCHED_IDLE.
-                    let param = libc::sched_param { sched_priority: 0 };
-                    // SAFETY: param is valid for the call.
-                    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+                    // On Linux the nice value belongs to the thread, named
+                    // by its thread id; any thread may lower its own. Not
+                    // SCHED_IDLE: on a machine kept busy by other programs
+                    // that would never run the table's work at all.
+                    // SAFETY: gettid takes no arguments.
+                    let tid = unsafe { libc::gettid() };
+                    // SAFETY: setpriority takes no pointers.
+                    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0
+                    {
                         tracing::warn!(
                             "slow lane: cannot lower the thread's priority: {}",
                             std::io::Error::last_os_error()
@@ -258,17 +282,21 @@ mod tests {
             concurrency: 1,
             wait: Duration::from_secs(5),
         });
+        // A slow open (a plugin compiling) is paid once: not slow.
+        gate.run_open(|| std::thread::sleep(SLOW + Duration::from_millis(10)))
+            .await
+            .unwrap();
         assert!(!gate.is_slow());
         gate.run(|| std::thread::sleep(SLOW + Duration::from_millis(10)))
             .await
             .unwrap();
         assert!(gate.is_slow());
-        // SAFETY: sched_getscheduler takes no pointers.
-        let policy = gate
-            .run(|| unsafe { libc::sched_getscheduler(0) })
+        // SAFETY: gettid and getpriority take no pointers.
+        let nice = gate
+            .run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) })
             .await
             .unwrap();
-        assert_eq!(policy, libc::SCHED_IDLE);
+        assert_eq!(nice, 19);
         let panicked = gate.run(|| panic!("on purpose")).await;
         assert!(matches!(panicked, Err(GateError::Panicked(_))));
         assert_eq!(gate.run(|| 7).await, Ok(7));

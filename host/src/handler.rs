@@ -164,7 +164,7 @@ impl Handler {
                     .instance(&table_name, instance_flags, writable);
                 let this = self.clone();
                 let gate = table.gate().clone();
-                gate.run(move || this.registry.current(&table)).await
+                gate.run_open(move || this.registry.current(&table)).await
             }
         };
         let table = match opened {

@@ -208,6 +208,60 @@ fn randmap_and_fail_behave_like_postfix() {
     assert_ne!(pcode, Some(0));
 }
 
+/// Tables that cannot be opened are served as Postfix's proxymap serves
+/// them: a surrogate whose open succeeds and whose lookups answer RETRY, so
+/// real postmap fails at once with "query error" (as for `fail:`) instead of
+/// retrying the open forever, and the log says which table is unavailable
+/// and why.
+#[test]
+fn tables_that_cannot_be_opened_answer_like_postfix_surrogates() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
+    let broken = [
+        "hash:$data/missing",
+        "lmdb:$data/missing",
+        "cdb:$data/missing",
+        "nosuchtype:$data/x",
+        "texthash:$data/dup",
+    ];
+    let read_maps: Vec<String> = broken.iter().map(|t| format!("proxy:{t}")).collect();
+    let pf = Postfix::start(&read_maps.join(" "), "", |data| {
+        std::fs::write(data.join("dup"), "a 1\na 2\n").unwrap();
+    });
+    let (fail_code, _) = pf.query_one("proxy:fail:broken", "k");
+    for spec in broken {
+        let table = pf.table(spec);
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("timeout")
+            .args(["30", "postmap", "-c"])
+            .arg(&pf.etc)
+            .args(["-q", "k", &format!("proxy:{table}")])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), fail_code, "{table}: {stderr}");
+        assert!(
+            stderr.contains(&format!("table proxy:{table}: query error")),
+            "{table}: {stderr}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{table}"
+        );
+        let log = pf.server.wait_for_log(&format!("{table} is unavailable. "));
+        assert!(log.contains(&table), "{log}");
+    }
+    let log = pf.server.log_text();
+    let missing_db = pf.table("$data/missing.db");
+    assert!(
+        log.contains(&format!(
+            "is unavailable. open database {missing_db}: No such file or directory"
+        )),
+        "{log}"
+    );
+}
+
 #[test]
 fn unapproved_table_is_refused_to_real_postmap() {
     if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {

@@ -323,42 +323,73 @@ fn changed_table_file_is_reopened_without_dropping_the_client() {
 }
 
 #[test]
-fn broken_table_answers_config_names_file_and_line_and_opens_once_fixed() {
+fn broken_table_gets_a_surrogate_names_file_and_line_and_opens_once_fixed() {
     let srv = server();
     let broken = format!("texthash:{}", srv.path("broken").display());
     std::fs::write(srv.path("broken"), "a 1\n# comment\nb 2\na 3\n").unwrap();
     let mut s = connect(&srv.proxymap, true);
+    // As Postfix's proxymap: the open succeeds with a surrogate (a pattern
+    // table), so clients do not retry the open forever, and every request
+    // answers RETRY, so they defer.
+    let open = frame(&[
+        ("request", b"open"),
+        ("table", broken.as_bytes()),
+        ("flags", FLAGS),
+    ]);
+    assert_eq!(ask(&mut s, &open), b"status\x000\x00flags\x0016480\x00\x00");
+    for _ in 0..2 {
+        assert_eq!(
+            ask(&mut s, &lookup(&broken, "b")),
+            b"status\x002\x00value\x00\x00\x00"
+        );
+    }
+    let first = frame(&[
+        ("request", b"sequence"),
+        ("table", broken.as_bytes()),
+        ("flags", FLAGS),
+        ("function", b"0"),
+    ]);
     assert_eq!(
-        ask(&mut s, &lookup(&broken, "b")),
-        b"status\x005\x00value\x00\x00\x00"
+        ask(&mut s, &first),
+        b"status\x002\x00key\x00\x00value\x00\x00\x00"
     );
-    assert_eq!(
-        ask(&mut s, &lookup(&broken, "b")),
-        b"status\x005\x00value\x00\x00\x00"
-    );
-    let log = srv.wait_for_log("duplicate entry");
+    let log = srv.wait_for_log("is unavailable");
     let expected = format!(
         "{}, line 4: duplicate entry: \"a\"",
         srv.path("broken").display()
     );
     assert!(log.contains(&expected), "{log}");
+    assert!(
+        log.contains(&format!("{broken} is unavailable. {expected}")),
+        "{log}"
+    );
     assert_eq!(
-        log.matches("duplicate entry").count(),
+        log.lines()
+            .filter(|l| l.contains("duplicate entry") && !l.contains("is unavailable"))
+            .count(),
         1,
-        "logged once: {log}"
+        "the open error is logged once: {log}"
     );
     std::fs::write(srv.path("broken"), "a 1\nb 2\n").unwrap();
     assert_eq!(
         ask(&mut s, &lookup(&broken, "b")),
         b"status\x000\x00value\x002\x00\x00"
     );
-    // A missing file is CONFIG too.
+    // A missing file gets a surrogate too, named as Postfix names it.
     let missing = format!("texthash:{}", srv.path("nothing").display());
     let srv2 = Server::start_toml(&format!("proxy_read_maps = \"proxy:{missing}\"\n"), |_| {});
     let mut s2 = connect(&srv2.proxymap, true);
     assert_eq!(
         ask(&mut s2, &lookup(&missing, "x")),
-        b"status\x005\x00value\x00\x00\x00"
+        b"status\x002\x00value\x00\x00\x00"
+    );
+    let log = srv2.wait_for_log("is unavailable");
+    assert!(
+        log.contains(&format!(
+            "{missing} is unavailable. open {}: No such file or directory",
+            srv.path("nothing").display()
+        )),
+        "{log}"
     );
 }
 

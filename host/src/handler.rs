@@ -40,7 +40,7 @@ impl Outcome {
 
 fn error_status(err: &DictError) -> Status {
     match err {
-        DictError::Retry(_) => Status::Retry,
+        DictError::Retry(_) | DictError::Unavailable(_) => Status::Retry,
         DictError::Config(_) | DictError::Unsupported(_) => Status::Config,
     }
 }
@@ -155,7 +155,7 @@ impl Handler {
         let instance_flags = req.instance_flags.unwrap_or(req.flags);
         let writable = service == Service::Write;
         let opened = match self.registry.ready(&table_name, instance_flags, writable) {
-            Some(table) => Ok(Ok(table)),
+            Some(table) => Ok(table),
             None => {
                 // Opening may read files or take locks: never on the event
                 // loop, and only in one of the table's turns.
@@ -164,13 +164,15 @@ impl Handler {
                     .instance(&table_name, instance_flags, writable);
                 let this = self.clone();
                 let gate = table.gate().clone();
-                gate.run_open(move || this.registry.current(&table)).await
+                // A table that cannot be opened gets its surrogate: never
+                // CONFIG or RETRY to `open`, which Postfix clients would
+                // retry forever.
+                gate.run_open(move || this.registry.current_or_surrogate(&table))
+                    .await
             }
         };
         let table = match opened {
-            Ok(Ok(table)) => table,
-            Ok(Err(err)) if err.temporary => return Err(Status::Retry),
-            Ok(Err(_)) => return Err(Status::Config),
+            Ok(table) => table,
             Err(GateError::Busy) => return Err(busy(&table_name)),
             Err(err) => {
                 tracing::error!("table {table_name}: open failed: {err}");
@@ -261,6 +263,8 @@ fn lookup_outcome(table_name: &str, result: Result<Option<Vec<u8>>, DictError>) 
             value,
         },
         Ok(None) => Outcome::status(Status::NoKey),
+        // A surrogate has logged Postfix's own warning already.
+        Err(err @ DictError::Unavailable(_)) => Outcome::status(error_status(&err)),
         Err(err) => {
             crate::warn_limited!("lookup failed", "table {table_name}: lookup failed: {err}");
             Outcome::status(error_status(&err))
@@ -273,6 +277,9 @@ fn run(table: &OpenTable, req: &Request, request_flags: u32) -> Outcome {
     let dict = &table.dict;
     let table_name = strip_proxy(&req.table);
     let fail = |err: DictError| {
+        if matches!(err, DictError::Unavailable(_)) {
+            return Outcome::status(error_status(&err));
+        }
         crate::warn_limited!(
             "table operation failed",
             "table {table_name}: {} failed: {err}",

@@ -1,10 +1,10 @@
 //! The table registry: one shared open table per (service, table name,
 //! instance flags), opened with the first requester's flags and never closed
 //! when clients disconnect. A table whose files changed is reopened in place
-//! before the next request that uses it; a table that fails to open answers
-//! CONFIG (RETRY when the failure is temporary: out of descriptors, a file
-//! still being written), logs its error once, and is retried on later
-//! requests until it opens.
+//! before the next request that uses it; a table that fails to open logs
+//! its error once and is served by a surrogate (open OK, every operation
+//! RETRY), as Postfix's proxymap serves it, and is retried on later requests
+//! until it opens.
 //!
 //! Resources are bounded per table name: at most [`MAX_INSTANCES`] instances
 //! (different instance flags or services) are kept, the least recently used
@@ -12,6 +12,7 @@
 //! [`TableGate`], which decides how many of its blocking operations (opens
 //! included) run at once and where.
 
+use crate::dict::surrogate::Surrogate;
 use crate::dict::{Dict, MapTypes, OpenError};
 use crate::flags;
 use std::collections::HashMap;
@@ -241,6 +242,16 @@ impl Registry {
         }
     }
 
+    /// Like [`Registry::current`], but a table that cannot be opened is
+    /// served by its surrogate (open OK, every operation RETRY), as Postfix's
+    /// proxymap serves it; the next request tries to open it again.
+    pub(crate) fn current_or_surrogate(&self, table: &TableInstance) -> OpenTable {
+        self.current(table).unwrap_or_else(|err| {
+            let surrogate: Arc<dyn Dict> = Arc::new(Surrogate::for_error(&err));
+            table.open_table(&surrogate)
+        })
+    }
+
     fn open_state(&self, table: &TableInstance, previous: Option<&OpenError>) -> TableState {
         match self
             .types
@@ -254,7 +265,9 @@ impl Registry {
             }
             Err(err) => {
                 if previous != Some(&err) {
-                    tracing::error!("{err}");
+                    // Postfix's line: the reason alone; the surrogate's
+                    // warnings name the table.
+                    tracing::error!("{}", err.reason());
                 }
                 TableState::Failed(err)
             }

@@ -18,6 +18,7 @@ pub(crate) mod randmap;
 pub mod sigbus;
 pub(crate) mod stamp;
 pub(crate) mod static_map;
+pub(crate) mod surrogate;
 pub(crate) mod texthash;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,10 @@ pub enum DictError {
     /// The map type does not support this operation (status CONFIG).
     #[error("{0} operation is not supported")]
     Unsupported(&'static str),
+    /// The table could not be opened and a surrogate answers for it (status
+    /// RETRY); the surrogate has logged why.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Why a table could not be opened; names the table and, when known, the
@@ -100,7 +105,7 @@ impl OpenError {
         what: &str,
         err: &std::io::Error,
     ) -> OpenError {
-        let mut e = OpenError::in_file(table, file, None, format!("{what}: {err}"));
+        let mut e = OpenError::in_file(table, file, None, format!("{what}: {}", strerror(err)));
         e.temporary = is_temporary_errno(err.raw_os_error());
         e.missing = err.kind() == std::io::ErrorKind::NotFound;
         e
@@ -110,6 +115,24 @@ impl OpenError {
     pub(crate) fn temporary(mut self) -> OpenError {
         self.temporary = true;
         self
+    }
+}
+
+impl OpenError {
+    /// The reason as Postfix words it, without the table name: "open
+    /// database /etc/postfix/x.db: No such file or directory", "FILE, line
+    /// N: duplicate entry: \"a\"", "unsupported dictionary type: x".
+    pub(crate) fn reason(&self) -> String {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => {
+                format!("{}, line {line}: {}", file.display(), self.message)
+            }
+            (Some(file), None) => match self.message.split_once(": ") {
+                Some((what, why)) => format!("{what} {}: {why}", file.display()),
+                None => format!("{}: {}", file.display(), self.message),
+            },
+            (None, _) => self.message.clone(),
+        }
     }
 }
 
@@ -127,6 +150,16 @@ impl fmt::Display for OpenError {
 }
 
 impl std::error::Error for OpenError {}
+
+/// The system's description of `err` as Postfix prints it (`%m`): without
+/// the "(os error N)" that Rust appends.
+pub(crate) fn strerror(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if err.raw_os_error().is_some() && text.ends_with(')') => text[..at].to_string(),
+        _ => text,
+    }
+}
 
 /// True for errno values that a later attempt may not meet: out of file
 /// descriptors (process or system) or memory, or interrupted.

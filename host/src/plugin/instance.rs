@@ -85,8 +85,10 @@ pub enum FileError {
     /// The plugin asked for a file number this table was not granted.
     #[error("no file number {0} was granted to this table")]
     NotGranted(u32),
-    /// The granted file could not be read.
-    #[error("{}: {cause}", path.display())]
+    /// The granted file could not be read. The message is the system's
+    /// reason alone (as Postfix's `%m`): plugins name the file themselves
+    /// ("open database PATH: No such file or directory").
+    #[error("{}", crate::dict::strerror(cause))]
     Read {
         /// The granted file.
         path: PathBuf,
@@ -354,15 +356,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn granted_file_errors_read_as_before() {
+    fn granted_file_errors_give_the_reason_the_plugin_words_as_postfix() {
         let files = GrantedFiles::new(vec![PathBuf::from("/nonexistent/proxymapd-table")]);
         assert_eq!(
             files.get(1).unwrap_err().to_string(),
             "no file number 1 was granted to this table"
         );
+        // Plugins name the file themselves ("open database PATH: ..."),
+        // so the reason is the system's words alone, as Postfix's %m.
         assert_eq!(
             files.get(0).unwrap_err().to_string(),
-            "/nonexistent/proxymapd-table: No such file or directory (os error 2)"
+            "No such file or directory"
         );
     }
 }

@@ -262,6 +262,41 @@ fn tables_that_cannot_be_opened_answer_like_postfix_surrogates() {
     );
 }
 
+/// An operator adds a table to proxy_read_maps with `postconf -e` (and
+/// would run `postfix reload`): real postmap's first query of it through
+/// the proxy is answered, with no signal to proxymapd.
+#[test]
+fn a_table_added_to_main_cf_is_served_without_a_signal() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
+    let pf = Postfix::start("proxy:static:first", "", |_| {});
+    assert_eq!(
+        pf.query_one("proxy:static:first", "k"),
+        (Some(0), "first\n".into())
+    );
+    let out = std::process::Command::new("postconf")
+        .arg("-c")
+        .arg(&pf.etc)
+        .args([
+            "-e",
+            "proxy_read_maps = proxy:static:first proxy:static:added",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        pf.query_one("proxy:static:added", "k"),
+        (Some(0), "added\n".into())
+    );
+    pf.server
+        .wait_for_log("configuration reloaded (configuration file changed)");
+}
+
 #[test]
 fn unapproved_table_is_refused_to_real_postmap() {
     if common::skip_without(&[Need::Postfix, Need::LmdbTools]) {

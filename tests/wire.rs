@@ -480,6 +480,48 @@ fn sighup_reloads_allowlists_without_dropping_connections() {
     );
 }
 
+/// Without a signal, as Postfix daemons follow `postfix reload`: a table
+/// listed since the configuration was read is approved on its first
+/// request (the configuration is reread before refusing), a table removed
+/// is refused once the periodic check has seen the change, and a broken
+/// configuration keeps the old one with a logged reason. One connection
+/// throughout.
+#[test]
+fn configuration_changes_are_followed_without_a_signal() {
+    let srv = Server::start_toml("proxy_read_maps = \"proxy:static:one\"\n", |_| {});
+    let mut s = connect(&srv.proxymap, true);
+    let config = srv.path("proxymapd.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        original.replace("static:one", "static:one proxy:static:two"),
+    )
+    .unwrap();
+    // At once: no DENY on a stale list.
+    assert_eq!(
+        ask(&mut s, &lookup("static:two", "k")),
+        b"status\x000\x00value\x00two\x00\x00"
+    );
+    srv.wait_for_log("configuration reloaded (configuration file changed)");
+    // Removed again: the periodic check (every second) notices.
+    std::fs::write(&config, &original).unwrap();
+    let started = std::time::Instant::now();
+    while ask(&mut s, &lookup("static:two", "k")) != b"status\x004\x00value\x00\x00\x00" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never refused again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Broken: the old configuration stays.
+    std::fs::write(&config, format!("{original}\nproxy_read_map = \"typo\"\n")).unwrap();
+    srv.wait_for_log("reload failed, keeping the old configuration");
+    assert_eq!(
+        ask(&mut s, &lookup("static:one", "k")),
+        b"status\x000\x00value\x00one\x00\x00"
+    );
+}
+
 #[test]
 fn sigterm_finishes_and_exits_cleanly() {
     let mut srv = Server::start_toml("proxy_read_maps = \"proxy:static:one\"\n", |_| {});

@@ -12,13 +12,16 @@ use crate::dict::{DictError, SeqStep};
 use crate::flags;
 use crate::gate::GateError;
 use crate::registry::{OpenTable, Registry};
+use crate::server::config_watch::ConfigWatch;
 use crate::server::Service;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// Answers requests using the registry and the current allowlists.
 pub(crate) struct Handler {
     registry: Arc<Registry>,
     allowlists: RwLock<Arc<Allowlists>>,
+    /// The configuration to reread before refusing a table, when followed.
+    config: OnceLock<Arc<ConfigWatch>>,
 }
 
 /// Outcome of one table operation, before it becomes a reply.
@@ -51,6 +54,37 @@ impl Handler {
         Handler {
             registry,
             allowlists: RwLock::new(Arc::new(allowlists)),
+            config: OnceLock::new(),
+        }
+    }
+
+    /// Reread `watch`'s configuration before refusing a table when it has
+    /// changed since it was read.
+    pub(crate) fn follow_config(&self, watch: Arc<ConfigWatch>) {
+        let _ = self.config.set(watch);
+    }
+
+    /// Whether `table` is approved for `service`, after rereading the
+    /// configuration if it changed: a table listed since is never refused
+    /// on a stale list.
+    async fn approved_now(&self, service: Service, table: &str) -> bool {
+        if self.allowed(service, table) {
+            return true;
+        }
+        let Some(watch) = self.config.get().filter(|w| w.changed()).cloned() else {
+            return false;
+        };
+        let reloaded =
+            tokio::task::spawn_blocking(move || watch.reload("configuration file changed"))
+                .await
+                .ok()
+                .flatten();
+        match reloaded {
+            Some(lists) => {
+                self.set_allowlists(lists);
+                self.allowed(service, table)
+            }
+            None => false,
         }
     }
 
@@ -135,7 +169,7 @@ impl Handler {
             );
             return Err(Status::Deny);
         }
-        if !self.allowed(service, &table_name) {
+        if !self.approved_now(service, &table_name).await {
             crate::warn_limited!(
                 "unapproved table",
                 "request for unapproved table: \"{table_name}\""

@@ -111,6 +111,15 @@ impl ConfigSource {
             ConfigSource::Toml(file) => toml_file::load(file),
         }
     }
+
+    /// The files whose change means the configuration changed: main.cf,
+    /// or the TOML file.
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            ConfigSource::Postfix(dir) => vec![dir.join("main.cf")],
+            ConfigSource::Toml(file) => vec![file.clone()],
+        }
+    }
 }
 
 /// Everything the server needs to start.

@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::dict::MapTypes;
 use crate::handler::Handler;
 use crate::registry::Registry;
+use crate::server::config_watch::{ConfigWatch, CHECK_EVERY};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -68,6 +69,9 @@ pub async fn run(
     let budget = connection_budget(&settings);
     let registry = Arc::new(Registry::new(types, settings.utf8));
     let handler = Arc::new(Handler::new(registry, settings.allowlists()));
+    let watch = Arc::new(ConfigWatch::new(settings.source.clone()));
+    handler.follow_config(watch.clone());
+    let watcher = tokio::spawn(follow_config(watch.clone(), handler.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut services = Vec::new();
     // proxywrite first: a client that can reach proxymap finds both.
@@ -95,21 +99,12 @@ pub async fn run(
         let _ = ready.send(());
     }
     while let Some(Control::Reload) = control.recv().await {
-        match settings.source.load() {
-            Ok(new) => {
-                handler.set_allowlists(new.allowlists());
-                tracing::info!(
-                    "configuration reloaded: {} read, {} write tables approved",
-                    handler.approved(Service::Read).len(),
-                    handler.approved(Service::Write).len()
-                );
-            }
-            Err(e) => tracing::error!(
-                "reload failed, keeping the old configuration: {}",
-                crate::error_chain::Chain(&e)
-            ),
+        let watch = watch.clone();
+        if let Ok(Some(lists)) = tokio::task::spawn_blocking(move || watch.reload("SIGHUP")).await {
+            handler.set_allowlists(lists);
         }
     }
+    watcher.abort();
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(true);
     for task in tasks {
@@ -117,6 +112,25 @@ pub async fn run(
     }
     drop(locks);
     Ok(())
+}
+
+/// Check the configuration files every [`CHECK_EVERY`] and reload the
+/// allowlists when they changed (an operator's `postfix reload`).
+async fn follow_config(watch: Arc<ConfigWatch>, handler: Arc<Handler>) {
+    let mut every = tokio::time::interval(CHECK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if !watch.changed() {
+            continue;
+        }
+        let w = watch.clone();
+        if let Ok(Some(lists)) =
+            tokio::task::spawn_blocking(move || w.reload("configuration file changed")).await
+        {
+            handler.set_allowlists(lists);
+        }
+    }
 }
 
 /// Turn SIGTERM and SIGINT into [`Control::Stop`] and SIGHUP into

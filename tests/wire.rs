@@ -522,6 +522,47 @@ fn configuration_changes_are_followed_without_a_signal() {
     );
 }
 
+/// Requests that kill Postfix's proxymap (a sequence of a table that
+/// cannot be sequenced: "fatal: ... sequence operation is not supported";
+/// all flag bits set: a panic on conflicting lock flags) cost proxymapd one
+/// answer and a warning naming the table; the connection and server go on.
+#[test]
+fn requests_that_kill_stock_proxymap_get_one_answer_and_a_warning() {
+    let srv = Server::start_toml("proxy_read_maps = \"proxy:static:one\"\n", |_| {});
+    let mut s = connect(&srv.proxymap, true);
+    let sequence = frame(&[
+        ("request", b"sequence"),
+        ("table", b"static:one"),
+        ("flags", FLAGS),
+        ("function", b"0"),
+    ]);
+    assert_eq!(
+        ask(&mut s, &sequence),
+        b"status\x005\x00key\x00\x00value\x00\x00\x00"
+    );
+    let log = srv.wait_for_log("sequence operation is not supported");
+    assert!(log.contains("static:one"), "{log}");
+    let all_bits = frame(&[
+        ("request", b"lookup"),
+        ("table", b"static:one"),
+        ("flags", b"4294967295"),
+        ("key", b"k"),
+    ]);
+    let reply = ask(&mut s, &all_bits);
+    assert!(reply.starts_with(b"status\x00"), "{reply:?}");
+    assert_eq!(
+        ask(&mut s, &lookup("static:one", "k")),
+        b"status\x000\x00value\x00one\x00\x00"
+    );
+    assert_eq!(
+        ask(
+            &mut connect(&srv.proxymap, true),
+            &lookup("static:one", "k")
+        ),
+        b"status\x000\x00value\x00one\x00\x00"
+    );
+}
+
 #[test]
 fn sigterm_finishes_and_exits_cleanly() {
     let mut srv = Server::start_toml("proxy_read_maps = \"proxy:static:one\"\n", |_| {});

@@ -192,6 +192,14 @@ fn write_service_updates_deletes_and_sequences_lmdb() {
         ask(&mut r, &lookup(&db, "key2")),
         b"status\x000\x00value\x00TWO\x00\x00"
     );
+    // Created as Postfix's proxywrite creates it: readable by its owner
+    // only (mode 0600, whatever the umask).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(srv.path("db.lmdb"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     // Tables approved for reading only are denied on the write service.
     let virt = format!("texthash:{}", srv.path("virt").display());
     assert_eq!(

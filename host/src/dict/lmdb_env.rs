@@ -30,6 +30,10 @@ use std::ptr;
 
 use super::Entry;
 
+/// Mode of a table file proxywrite creates: its owner's only, as Postfix's
+/// proxywrite leaves it (Postfix daemons run with umask 077).
+const FILE_MODE: libc::mode_t = 0o600;
+
 /// An LMDB error code with its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LmdbError {
@@ -152,7 +156,7 @@ impl Env {
         // SAFETY: env is live; path is NUL-terminated.
         unsafe {
             check(ffi::mdb_env_set_mapsize(env, map_size))?;
-            check(ffi::mdb_env_open(env, cpath.as_ptr(), flags, 0o644))?;
+            check(ffi::mdb_env_open(env, cpath.as_ptr(), flags, FILE_MODE))?;
         }
         let txn = this.begin(!writable)?;
         let mut dbi = 0;

@@ -10,7 +10,7 @@
 use super::instance_lock::{InstanceLocks, LockError};
 use super::socket::BindError;
 use super::Service;
-use super::{fd_limit, listener, socket};
+use super::{activation, fd_limit, listener, socket};
 use crate::config::Settings;
 use crate::dict::MapTypes;
 use crate::handler::Handler;
@@ -74,9 +74,28 @@ pub async fn run(
     let watcher = tokio::spawn(follow_config(watch.clone(), handler.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut services = Vec::new();
+    let mut inherited = activation::take();
     // proxywrite first: a client that can reach proxymap finds both.
     for (service, path) in sockets.iter().rev() {
-        services.push(socket::bind(*service, path).await?);
+        match inherited.iter().position(|i| i.is_for(*service, path)) {
+            Some(at) => {
+                let passed = inherited.swap_remove(at);
+                tracing::info!(
+                    "{}: using the listening socket passed as descriptor {} ({})",
+                    service.name(),
+                    passed.fd,
+                    path.display()
+                );
+                services.push(socket::adopt(*service, path, passed.listener)?);
+            }
+            None => services.push(socket::bind(*service, path).await?),
+        }
+    }
+    for unused in inherited {
+        tracing::warn!(
+            "socket activation: descriptor {} matches no service socket; closing it",
+            unused.fd
+        );
     }
     let tasks: Vec<_> = services
         .into_iter()

@@ -9,6 +9,7 @@
 //! `Handler`. [`Service`] names the two services
 //! a socket can offer.
 
+pub(crate) mod activation;
 pub(crate) mod config_watch;
 pub(crate) mod connection;
 pub(crate) mod fd_limit;

@@ -21,8 +21,9 @@ pub(crate) struct BoundService {
     pub path: PathBuf,
     /// The listening socket.
     pub listener: UnixListener,
-    /// Device and inode of the socket file we created.
-    identity: (u64, u64),
+    /// Device and inode of the socket file we created (none for a socket
+    /// a service manager passed us: it is not ours to remove).
+    identity: Option<(u64, u64)>,
 }
 
 /// Why a service socket could not be bound.
@@ -104,7 +105,23 @@ pub(crate) async fn bind(service: Service, path: &Path) -> Result<BoundService, 
         service,
         path: path.to_path_buf(),
         listener,
-        identity: (meta.dev(), meta.ino()),
+        identity: Some((meta.dev(), meta.ino())),
+    })
+}
+
+/// Serve `service` on a listening socket a service manager passed
+/// (socket activation); its file is left in place when the server exits.
+pub(crate) fn adopt(
+    service: Service,
+    path: &Path,
+    listener: std::os::unix::net::UnixListener,
+) -> Result<BoundService, BindError> {
+    let listener = UnixListener::from_std(listener).map_err(io_err("adopt socket", path))?;
+    Ok(BoundService {
+        service,
+        path: path.to_path_buf(),
+        listener,
+        identity: None,
     })
 }
 
@@ -147,8 +164,11 @@ fn describe_peer(stream: &tokio::net::UnixStream) -> String {
 
 impl Drop for BoundService {
     fn drop(&mut self) {
+        let Some(identity) = self.identity else {
+            return;
+        };
         let ours = std::fs::symlink_metadata(&self.path)
-            .map(|m| (m.dev(), m.ino()) == self.identity)
+            .map(|m| (m.dev(), m.ino()) == identity)
             .unwrap_or(false);
         if ours {
             let _ = std::fs::remove_file(&self.path);

@@ -375,3 +375,40 @@ fn the_server_runs_in_process_and_stops_when_told() {
         "the socket is removed on stop"
     );
 }
+
+/// master(8) and some service managers start daemons without `PATH`:
+/// postconf is still found in Postfix's usual command directory, so main.cf
+/// is read as Postfix reads it (here: `$mail_version`, which only postconf
+/// knows, expands).
+#[test]
+fn postconf_is_found_without_path() {
+    if common::skip_without(&[common::Need::Postfix]) {
+        return;
+    }
+    let version = Command::new("postconf")
+        .args(["-dh", "mail_version"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.cf"),
+        format!(
+            "queue_directory = {}/queue\nproxy_read_maps = proxy:static:$mail_version\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+        .args(["check", "--postfix-config"])
+        .arg(dir.path())
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("ok: proxymap: static:{version}")),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

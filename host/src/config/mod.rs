@@ -193,10 +193,33 @@ impl Settings {
     }
 }
 
+/// Where Postfix's usual `command_directory` puts postconf; tried after
+/// `PATH`, which master(8) and some service managers do not set.
+const POSTCONF_FALLBACKS: [&str; 2] = ["/usr/sbin/postconf", "/usr/local/sbin/postconf"];
+
+/// The postconf program: the first on `PATH`, else one in Postfix's usual
+/// command directories; `None` when Postfix is not installed.
+pub(crate) fn postconf_program() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("postconf"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        POSTCONF_FALLBACKS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+    })
+}
+
 /// The greeting for the installed Postfix: from `postconf -h mail_version`
 /// when Postfix is installed, else the 3.6+ greeting.
 pub(crate) fn installed_postfix_greeting() -> Greeting {
-    std::process::Command::new("postconf")
+    let Some(postconf) = postconf_program() else {
+        return Greeting::Proxymap;
+    };
+    std::process::Command::new(postconf)
         .args(["-dh", "mail_version"])
         .output()
         .ok()

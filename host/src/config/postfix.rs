@@ -62,7 +62,15 @@ pub(crate) fn load(dir: &Path) -> Result<Settings, ConfigError> {
 
 /// Ask postconf; `Ok(None)` when postconf is not installed.
 fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>, ConfigError> {
-    let output = match Command::new("postconf")
+    let Some(postconf) = super::postconf_program() else {
+        tracing::warn!(
+            "postconf not found (on PATH, /usr/sbin or /usr/local/sbin): reading {}/main.cf \
+             directly, with proxymapd's own defaults and $parameter expansion",
+            dir.display()
+        );
+        return Ok(None);
+    };
+    let output = match Command::new(postconf)
         .arg("-c")
         .arg(dir)
         .arg("-x")

@@ -71,21 +71,28 @@ impl Handler {
         if self.allowed(service, table) {
             return true;
         }
-        let Some(watch) = self.config.get().filter(|w| w.changed()).cloned() else {
+        self.reload_config_if_changed().await && self.allowed(service, table)
+    }
+
+    /// Reread the followed configuration (off the event loop: it may run
+    /// postconf) and use its allowlists; false when nothing was reloaded.
+    pub(crate) async fn reload_config(&self, why: &'static str) -> bool {
+        let Some(watch) = self.config.get().cloned() else {
             return false;
         };
-        let reloaded =
-            tokio::task::spawn_blocking(move || watch.reload("configuration file changed"))
-                .await
-                .ok()
-                .flatten();
-        match reloaded {
-            Some(lists) => {
+        match tokio::task::spawn_blocking(move || watch.reload(why)).await {
+            Ok(Some(lists)) => {
                 self.set_allowlists(lists);
-                self.allowed(service, table)
+                true
             }
-            None => false,
+            _ => false,
         }
+    }
+
+    /// [`Handler::reload_config`] when the configuration file changed.
+    pub(crate) async fn reload_config_if_changed(&self) -> bool {
+        let changed = self.config.get().is_some_and(|w| w.changed());
+        changed && self.reload_config("configuration file changed").await
     }
 
     /// Replace the allowlists (configuration reload).
@@ -289,6 +296,18 @@ fn busy(table_name: &str) -> Status {
 }
 
 /// Map a lookup result to a status and value.
+/// The answer to an operation that failed, with a warning naming the
+/// table (a surrogate has logged Postfix's own warning already).
+fn failure(table_name: &str, operation: &str, err: DictError) -> Outcome {
+    if !matches!(err, DictError::Unavailable(_)) {
+        crate::warn_limited!(
+            "table operation failed",
+            "table {table_name}: {operation} failed: {err}"
+        );
+    }
+    Outcome::status(error_status(&err))
+}
+
 fn lookup_outcome(table_name: &str, result: Result<Option<Vec<u8>>, DictError>) -> Outcome {
     match result {
         Ok(Some(value)) => Outcome {
@@ -297,12 +316,7 @@ fn lookup_outcome(table_name: &str, result: Result<Option<Vec<u8>>, DictError>) 
             value,
         },
         Ok(None) => Outcome::status(Status::NoKey),
-        // A surrogate has logged Postfix's own warning already.
-        Err(err @ DictError::Unavailable(_)) => Outcome::status(error_status(&err)),
-        Err(err) => {
-            crate::warn_limited!("lookup failed", "table {table_name}: lookup failed: {err}");
-            Outcome::status(error_status(&err))
-        }
+        Err(err) => failure(table_name, "lookup", err),
     }
 }
 
@@ -310,17 +324,7 @@ fn lookup_outcome(table_name: &str, result: Result<Option<Vec<u8>>, DictError>) 
 fn run(table: &OpenTable, req: &Request, request_flags: u32) -> Outcome {
     let dict = &table.dict;
     let table_name = strip_proxy(&req.table);
-    let fail = |err: DictError| {
-        if matches!(err, DictError::Unavailable(_)) {
-            return Outcome::status(error_status(&err));
-        }
-        crate::warn_limited!(
-            "table operation failed",
-            "table {table_name}: {} failed: {err}",
-            req.kind.name()
-        );
-        Outcome::status(error_status(&err))
-    };
+    let fail = |err: DictError| failure(table_name, req.kind.name(), err);
     match req.kind {
         RequestKind::Open => Outcome::status(Status::Ok),
         RequestKind::Lookup => lookup_outcome(table_name, dict.lookup(&req.key, request_flags)),

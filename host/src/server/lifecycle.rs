@@ -69,9 +69,8 @@ pub async fn run(
     let budget = connection_budget(&settings);
     let registry = Arc::new(Registry::new(types, settings.utf8));
     let handler = Arc::new(Handler::new(registry, settings.allowlists()));
-    let watch = Arc::new(ConfigWatch::new(settings.source.clone()));
-    handler.follow_config(watch.clone());
-    let watcher = tokio::spawn(follow_config(watch.clone(), handler.clone()));
+    handler.follow_config(Arc::new(ConfigWatch::new(settings.source.clone())));
+    let watcher = tokio::spawn(follow_config(handler.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut services = Vec::new();
     let mut inherited = activation::take();
@@ -118,10 +117,7 @@ pub async fn run(
         let _ = ready.send(());
     }
     while let Some(Control::Reload) = control.recv().await {
-        let watch = watch.clone();
-        if let Ok(Some(lists)) = tokio::task::spawn_blocking(move || watch.reload("SIGHUP")).await {
-            handler.set_allowlists(lists);
-        }
+        handler.reload_config("SIGHUP").await;
     }
     watcher.abort();
     tracing::info!("shutting down: finishing requests in flight");
@@ -135,20 +131,12 @@ pub async fn run(
 
 /// Check the configuration files every [`CHECK_EVERY`] and reload the
 /// allowlists when they changed (an operator's `postfix reload`).
-async fn follow_config(watch: Arc<ConfigWatch>, handler: Arc<Handler>) {
+async fn follow_config(handler: Arc<Handler>) {
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if !watch.changed() {
-            continue;
-        }
-        let w = watch.clone();
-        if let Ok(Some(lists)) =
-            tokio::task::spawn_blocking(move || w.reload("configuration file changed")).await
-        {
-            handler.set_allowlists(lists);
-        }
+        handler.reload_config_if_changed().await;
     }
 }
 

@@ -120,7 +120,7 @@ fn shipped_cdb_plugin_answers_like_postfix_without_configuration() {
     let srv_dir = tempfile::tempdir().unwrap();
     let _srv = Server::spawn(
         srv_dir,
-        &["serve", "--postfix-config", &etc_arg],
+        &["serve", "--postfix-config", &etc_arg, "--user", "root"],
         &[("PROXYMAPD_CACHE_DIR", &cache.to_string_lossy())],
     );
     let input = keys.join("\n") + "\n";

@@ -127,6 +127,17 @@ fn scratch_postfix(read_maps: &str, write_maps: &str) -> tempfile::TempDir {
     for sub in ["etc", "var", "plugins", "cache"] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
     }
+    // Laid out as on a Postfix host, because `proxymapd serve` started as
+    // root runs as mail_owner: tables readable by all, the write tables'
+    // directory and the compile cache owned by mail_owner.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    if proxymapd::privileges::running_as_root() {
+        let owner = proxymapd::privileges::lookup("postfix").expect("the postfix user");
+        for sub in ["var", "cache"] {
+            proxymapd::privileges::give(&dir.path().join(sub), &owner).unwrap();
+        }
+    }
     std::fs::write(
         dir.path().join("etc/main.cf"),
         format!(
@@ -320,6 +331,11 @@ fn readme_postfix_and_query_examples_work() {
     );
     let root = dir.path().to_path_buf();
     std::fs::create_dir_all(root.join("var/lib/postfix")).unwrap();
+    if proxymapd::privileges::running_as_root() {
+        // data_directory belongs to mail_owner on a Postfix host.
+        let owner = proxymapd::privileges::lookup("postfix").expect("the postfix user");
+        proxymapd::privileges::give(&root.join("var/lib/postfix"), &owner).unwrap();
+    }
     std::fs::write(
         root.join("etc/virtual"),
         "user@example.com user@elsewhere.example\n",

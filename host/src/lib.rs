@@ -18,6 +18,8 @@ pub use proxymapd_sdk::flags;
 pub mod handler;
 pub mod log_limit;
 pub mod logging;
+pub mod master;
 pub mod plugin;
+pub mod privileges;
 pub mod registry;
 pub mod server;

@@ -1,6 +1,8 @@
 //! The `proxymapd` command: argument parsing and dispatch. Each subcommand
 //! (`serve`, `check`, `query`, `demo`, `componentize`, `digest`) lives in its
-//! own file under `cmd/`; the server itself is the `proxymapd` library.
+//! own file under `cmd/`, and so does the master(8) child mode, chosen when
+//! the first argument is a Postfix daemon option; the server itself is the
+//! `proxymapd` library.
 
 mod cmd;
 
@@ -49,6 +51,12 @@ enum Command {
 }
 
 fn main() {
+    // master(8) puts Postfix's daemon options first: `proxymapd -l -n
+    // proxymap -t unix -u`.
+    let args: Vec<String> = std::env::args().collect();
+    if proxymapd::master::options::is_master_invocation(&args[1..]) {
+        std::process::exit(cmd::master::run(&args[0], &args[1..]));
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(&args),

@@ -51,7 +51,8 @@ impl Postfix {
         )
         .unwrap();
         let etc_arg = etc.to_string_lossy().into_owned();
-        let mut args = vec!["serve", "--postfix-config", &etc_arg];
+        // Tables live in private temporary directories: keep root's rights.
+        let mut args = vec!["serve", "--postfix-config", &etc_arg, "--user", "root"];
         args.extend_from_slice(serve_args);
         let server = Server::spawn(dir, &args, &[("PROXYMAPD_INTEROP", "environ-value-ü")]);
         Postfix { server, etc, data }

@@ -7,6 +7,7 @@ pub(crate) mod check;
 pub(crate) mod componentize;
 pub(crate) mod demo;
 pub(crate) mod digest;
+pub(crate) mod master;
 pub(crate) mod query;
 pub(crate) mod serve;
 pub(crate) mod settings;

@@ -28,6 +28,10 @@ pub(crate) struct ConfigArgs {
     /// (repeatable; e.g. --sandbox hash).
     #[arg(long = "sandbox", value_name = "TYPE")]
     sandboxed: Vec<String>,
+    /// Started as root, serve as USER once the sockets are bound (default:
+    /// main.cf's mail_owner; `root` keeps root's rights).
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
 }
 
 impl ConfigArgs {
@@ -90,11 +94,54 @@ pub(crate) fn map_types(settings: &Settings) -> Result<MapTypes> {
 /// that cannot be created or opened only disables caching.
 fn open_cache(dir: &Path) -> Result<CompileCache> {
     match CompileCache::open(dir) {
+        Ok(_) if !writable(dir) => {
+            tracing::warn!(
+                "compiled-plugin cache {} is not writable by uid {}; plugins compile at every \
+                 start (give the directory to that user to cache them)",
+                dir.display(),
+                // SAFETY: geteuid has no preconditions.
+                unsafe { libc::geteuid() }
+            );
+            Ok(CompileCache::disabled())
+        }
         Ok(cache) => Ok(cache),
         Err(e @ TrustError::Io { .. }) => {
             tracing::warn!("compiled-plugin cache unusable ({e}); plugins compile at every start");
             Ok(CompileCache::disabled())
         }
         Err(e) => bail!("refusing the compiled-plugin cache: {e}"),
+    }
+}
+
+/// Whether this process may create files in `dir`.
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: c is a valid C string.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+/// Before becoming `account`: create the compiled-plugin cache directory
+/// for it when missing, so that it can still cache after the switch. An
+/// existing directory is left as the operator set it up.
+pub(crate) fn give_cache_dir(settings: &Settings, account: &proxymapd::privileges::Account) {
+    let dir = settings.cache_dir();
+    if dir.exists() {
+        return;
+    }
+    let made = std::fs::create_dir_all(&dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .and_then(|()| proxymapd::privileges::give(&dir, account));
+    if let Err(e) = made {
+        tracing::warn!(
+            "cannot create the compiled-plugin cache {} for {}: {e}",
+            dir.display(),
+            account.name
+        );
     }
 }

@@ -72,6 +72,12 @@ pub enum ConfigError {
         /// The parameter at fault.
         parameter: &'static str,
     },
+    /// A master(8) child needs postconf and none was found.
+    #[error(
+        "postconf not found in PATH, /usr/sbin or /usr/local/sbin; under master(8) \
+         proxymapd reads main.cf through postconf"
+    )]
+    NoPostconf,
     /// `postconf` is installed but cannot be run.
     #[error("cannot run postconf")]
     RunPostconf(#[source] std::io::Error),
@@ -112,6 +118,16 @@ impl ConfigSource {
         }
     }
 
+    /// Load settings from the Postfix configuration directory `dir` as a
+    /// daemon under master(8) sees them: with its `-o name=value` overrides,
+    /// and through postconf only.
+    pub fn load_postfix_daemon(
+        dir: &std::path::Path,
+        overrides: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
+        postfix::load_with(dir, overrides, true)
+    }
+
     /// The files whose change means the configuration changed: main.cf,
     /// or the TOML file.
     pub fn files(&self) -> Vec<PathBuf> {
@@ -148,6 +164,9 @@ pub struct Settings {
     /// Map types served by their WebAssembly plugin instead of the native
     /// reader in the host (for example `hash`, `btree`).
     pub sandboxed_map_types: Vec<String>,
+    /// Postfix parameters as postconf reported them (`mail_owner`,
+    /// `max_idle`, `syslog_name`, …); empty for a TOML configuration.
+    pub postfix_parameters: std::collections::HashMap<String, String>,
 }
 
 /// The operator's default plugin directory.
@@ -184,6 +203,11 @@ impl Settings {
 }
 
 impl Settings {
+    /// A Postfix parameter's value, if the settings came from main.cf.
+    pub fn postfix_parameter(&self, name: &str) -> Option<&str> {
+        self.postfix_parameters.get(name).map(String::as_str)
+    }
+
     /// The approved tables of both services.
     pub fn allowlists(&self) -> Allowlists {
         Allowlists {
@@ -226,4 +250,39 @@ pub(crate) fn installed_postfix_greeting() -> Greeting {
         .filter(|o| o.status.success())
         .map(|o| Greeting::for_mail_version(&String::from_utf8_lossy(&o.stdout)))
         .unwrap_or(Greeting::Proxymap)
+}
+
+/// A Postfix time value (`max_idle = 100s`) in seconds: a number with an
+/// optional unit (s, m, h, d, w); seconds when there is none.
+pub fn time_value(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let bad = || format!("bad time value: {text}");
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 604800,
+        _ => return Err(bad()),
+    };
+    Ok(number * scale)
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::time_value;
+
+    #[test]
+    fn time_values_take_postfix_units() {
+        assert_eq!(time_value("100s").unwrap(), 100);
+        assert_eq!(time_value("3").unwrap(), 3);
+        assert_eq!(time_value("2m").unwrap(), 120);
+        assert!(time_value("x").is_err());
+        assert!(time_value("5y").is_err());
+    }
 }

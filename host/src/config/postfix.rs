@@ -11,23 +11,46 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PARAMETERS: [&str; 5] = [
+const PARAMETERS: [&str; 10] = [
     "queue_directory",
     "proxy_read_maps",
     "proxy_write_maps",
     "smtputf8_enable",
     "mail_version",
+    "mail_owner",
+    "max_idle",
+    "max_use",
+    "syslog_name",
+    "syslog_facility",
 ];
 
 /// Load settings from the Postfix configuration directory `dir`.
 pub(crate) fn load(dir: &Path) -> Result<Settings, ConfigError> {
+    load_with(dir, &[], false)
+}
+
+/// Load settings from `dir` with `-o name=value` overrides, as a Postfix
+/// daemon started by master(8) sees them. With `need_postconf`, a missing
+/// postconf is an error instead of a fallback to reading main.cf.
+pub(crate) fn load_with(
+    dir: &Path,
+    overrides: &[(String, String)],
+    need_postconf: bool,
+) -> Result<Settings, ConfigError> {
     let main_cf = dir.join("main.cf");
     if !main_cf.is_file() {
         return Err(ConfigError::NoMainCf { main_cf });
     }
-    let values = match query_postconf(dir)? {
+    let values = match query_postconf(dir, overrides)? {
         Some(values) => values,
-        None => read_main_cf(dir, &main_cf)?,
+        None if need_postconf => return Err(ConfigError::NoPostconf),
+        None => {
+            let mut values = read_main_cf(dir, &main_cf)?;
+            for (name, value) in overrides {
+                values.insert(name.clone(), value.clone());
+            }
+            values
+        }
     };
     let get = |name: &str| values.get(name).cloned().unwrap_or_default();
     let queue = PathBuf::from(get("queue_directory"));
@@ -57,11 +80,15 @@ pub(crate) fn load(dir: &Path) -> Result<Settings, ConfigError> {
         plugin_dirs: Vec::new(),
         plugin_cache_dir: None,
         sandboxed_map_types: Vec::new(),
+        postfix_parameters: values,
     })
 }
 
 /// Ask postconf; `Ok(None)` when postconf is not installed.
-fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>, ConfigError> {
+fn query_postconf(
+    dir: &Path,
+    overrides: &[(String, String)],
+) -> Result<Option<HashMap<String, String>>, ConfigError> {
     let Some(postconf) = super::postconf_program() else {
         tracing::warn!(
             "postconf not found (on PATH, /usr/sbin or /usr/local/sbin): reading {}/main.cf \
@@ -73,6 +100,11 @@ fn query_postconf(dir: &Path) -> Result<Option<HashMap<String, String>>, ConfigE
     let output = match Command::new(postconf)
         .arg("-c")
         .arg(dir)
+        .args(
+            overrides
+                .iter()
+                .flat_map(|(n, v)| ["-o".to_string(), format!("{n}={v}")]),
+        )
         .arg("-x")
         .args(PARAMETERS)
         .output()
@@ -109,6 +141,11 @@ fn read_main_cf(dir: &Path, main_cf: &Path) -> Result<HashMap<String, String>, C
     let defaults = HashMap::from([
         ("config_directory", dir_text.as_str()),
         ("queue_directory", "/var/spool/postfix"),
+        ("mail_owner", "postfix"),
+        ("max_idle", "100s"),
+        ("max_use", "100"),
+        ("syslog_name", "postfix"),
+        ("syslog_facility", "mail"),
         ("smtputf8_enable", "no"),
         (
             "proxy_write_maps",

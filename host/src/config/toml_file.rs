@@ -249,6 +249,7 @@ pub(crate) fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             .as_deref()
             .map(|d| PathBuf::from(expand(d))),
         sandboxed_map_types: cfg.sandboxed_map_types,
+        postfix_parameters: Default::default(),
     })
 }
 

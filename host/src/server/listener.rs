@@ -21,6 +21,8 @@ use tokio::sync::watch;
 #[derive(Debug)]
 pub(crate) struct ConnectionBudget {
     open: AtomicUsize,
+    /// Connections closed so far (master(8)'s use count).
+    closed: AtomicUsize,
     max: usize,
     /// The memory all connections' unfinished requests may hold.
     request_memory: Arc<RequestMemory>,
@@ -32,6 +34,7 @@ struct Slot(Arc<ConnectionBudget>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.closed.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -41,6 +44,7 @@ impl ConnectionBudget {
     pub(crate) fn new(max: usize, request_memory: usize) -> Arc<ConnectionBudget> {
         Arc::new(ConnectionBudget {
             open: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
             max,
             request_memory: RequestMemory::new(request_memory),
         })
@@ -52,9 +56,13 @@ impl ConnectionBudget {
     }
 
     /// Connections open now.
-    #[cfg(test)]
     pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
+    }
+
+    /// Connections closed since the start.
+    pub(crate) fn closed(&self) -> usize {
+        self.closed.load(Ordering::Acquire)
     }
 
     fn admit(self: &Arc<Self>) -> Option<Slot> {

@@ -21,8 +21,64 @@ pub(crate) struct BoundService {
     pub path: PathBuf,
     /// The listening socket.
     pub listener: UnixListener,
-    /// Device and inode of the socket file we created (none for a socket
-    /// a service manager passed us: it is not ours to remove).
+    /// The socket file, removed when this is dropped if it is ours.
+    file: SocketFile,
+}
+
+/// A bound service socket not yet tied to a runtime, so that it can be
+/// bound before privileges are dropped and served after.
+pub(crate) struct EarlyService {
+    service: Service,
+    path: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+    file: SocketFile,
+}
+
+impl EarlyService {
+    /// Serve it in the current runtime.
+    pub(crate) fn into_bound(self) -> Result<BoundService, BindError> {
+        let EarlyService {
+            service,
+            path,
+            listener,
+            file,
+        } = self;
+        let listener = UnixListener::from_std(listener).map_err(io_err("adopt socket", &path))?;
+        Ok(BoundService {
+            service,
+            path,
+            listener,
+            file,
+        })
+    }
+}
+
+impl BoundService {
+    /// Detach it from the current runtime, to serve it in another.
+    pub(crate) fn into_early(self) -> Result<EarlyService, BindError> {
+        let BoundService {
+            service,
+            path,
+            listener,
+            file,
+        } = self;
+        let listener = listener
+            .into_std()
+            .map_err(io_err("detach socket", &path))?;
+        Ok(EarlyService {
+            service,
+            path,
+            listener,
+            file,
+        })
+    }
+}
+
+/// A socket file; removed when dropped if the path still names the file
+/// this server created (device and inode). A socket a service manager
+/// passed carries no identity: it is not ours to remove.
+struct SocketFile {
+    path: PathBuf,
     identity: Option<(u64, u64)>,
 }
 
@@ -65,16 +121,18 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
 }
 
 /// Create the directory of the socket `path` (mode 0700) when missing.
-pub(crate) fn create_socket_dir(path: &Path) -> Result<(), BindError> {
+/// Returns the directory when it was created here.
+pub(crate) fn create_socket_dir(path: &Path) -> Result<Option<PathBuf>, BindError> {
     let Some(dir) = path.parent() else {
-        return Ok(());
+        return Ok(None);
     };
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(io_err("create socket directory", dir))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err("chmod", dir))?;
+    if dir.exists() {
+        return Ok(None);
     }
-    Ok(())
+    std::fs::create_dir_all(dir).map_err(io_err("create socket directory", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_err("chmod", dir))?;
+    Ok(Some(dir.to_path_buf()))
 }
 
 /// Bind `path` for `service`, creating its directory when missing and
@@ -105,7 +163,10 @@ pub(crate) async fn bind(service: Service, path: &Path) -> Result<BoundService, 
         service,
         path: path.to_path_buf(),
         listener,
-        identity: Some((meta.dev(), meta.ino())),
+        file: SocketFile {
+            path: path.to_path_buf(),
+            identity: Some((meta.dev(), meta.ino())),
+        },
     })
 }
 
@@ -121,7 +182,10 @@ pub(crate) fn adopt(
         service,
         path: path.to_path_buf(),
         listener,
-        identity: None,
+        file: SocketFile {
+            path: path.to_path_buf(),
+            identity: None,
+        },
     })
 }
 
@@ -162,7 +226,7 @@ fn describe_peer(stream: &tokio::net::UnixStream) -> String {
     }
 }
 
-impl Drop for BoundService {
+impl Drop for SocketFile {
     fn drop(&mut self) {
         let Some(identity) = self.identity else {
             return;

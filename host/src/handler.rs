@@ -214,6 +214,22 @@ impl Handler {
         };
         let table = match opened {
             Ok(table) => table,
+            Err(err) if kind == RequestKind::Open => {
+                // No turn to open in within the wait, or the open itself
+                // failed unexpectedly: answer as for a surrogate, so that
+                // the client goes on; its requests get RETRY until the
+                // table is open.
+                crate::warn_limited!(
+                    "open not finished",
+                    "table {table_name}: open not finished ({err}); answering as for a table that \
+                     cannot be opened"
+                );
+                let keep = instance_flags & !(flags::IMPL_MASK | flags::TRY0NULL | flags::TRY1NULL);
+                return Ok((
+                    Outcome::status(Status::Ok),
+                    flags::with_request_bits(keep | flags::PATTERN, req.flags),
+                ));
+            }
             Err(GateError::Busy) => return Err(busy(&table_name)),
             Err(err) => {
                 tracing::error!("table {table_name}: open failed: {err}");

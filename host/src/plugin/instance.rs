@@ -102,12 +102,22 @@ pub enum FileError {
 // the plugin as its message.
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String) {
+        // A message that names its table's file is logged as the plugin
+        // wrote it: the shipped plugins use Postfix's own words ("regexp
+        // map FILE, line N: ..."), which operators' log checks know.
+        // Anything else is prefixed with the plugin and table it came from.
         let (plugin, table) = (&self.plugin, &self.table);
+        let file = table.split_once(':').map_or(&**table, |(_, f)| f);
+        let text = if !file.is_empty() && message.contains(file) {
+            message
+        } else {
+            format!("plugin {plugin}: table {table}: {message}")
+        };
         match level {
-            Level::Error => tracing::error!("plugin {plugin}: table {table}: {message}"),
-            Level::Warning => tracing::warn!("plugin {plugin}: table {table}: {message}"),
-            Level::Info => tracing::info!("plugin {plugin}: table {table}: {message}"),
-            Level::Debug => tracing::debug!("plugin {plugin}: table {table}: {message}"),
+            Level::Error => tracing::error!("{text}"),
+            Level::Warning => tracing::warn!("{text}"),
+            Level::Info => tracing::info!("{text}"),
+            Level::Debug => tracing::debug!("{text}"),
         }
     }
 

@@ -41,7 +41,11 @@ pub(crate) fn run(program: &str, args: &[String]) -> i32 {
     let parsed = options::parse(args);
     let verbose = parsed.as_ref().map(|o| o.verbose).unwrap_or(0) > 0
         || std::env::var_os("MAIL_VERBOSE").is_some();
-    let stderr_too = parsed.as_ref().map(|o| o.log_to_stderr).unwrap_or(false);
+    // As Postfix's daemons: -V, or a terminal on standard error (run by
+    // hand), also logs there.
+    // SAFETY: isatty takes a descriptor number only.
+    let stderr_too = parsed.as_ref().map(|o| o.log_to_stderr).unwrap_or(false)
+        || unsafe { libc::isatty(2) } == 1;
     logging::init_daemon(
         // Postfix daemons log nothing while all is well; -v asks for more.
         if verbose { "debug" } else { "warn" },

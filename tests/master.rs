@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::master::{self, alive};
 use common::{skip_without, Need};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -21,20 +22,6 @@ struct Instance {
     _dir: tempfile::TempDir,
     root: PathBuf,
     etc: PathBuf,
-}
-
-fn command_for_master() -> String {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_proxymapd"));
-    let out = Command::new("postconf")
-        .args(["-dh", "daemon_directory"])
-        .output()
-        .unwrap();
-    let daemon_dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    // master runs `$daemon_directory/COMMAND`: a path relative to it.
-    let ups = daemon_dir.components().count() - 1;
-    let mut rel = "../".repeat(ups);
-    rel.push_str(exe.to_string_lossy().trim_start_matches('/'));
-    rel
 }
 
 impl Instance {
@@ -70,7 +57,7 @@ proxy_write_maps = proxy:lmdb:{r}/data/cache
             ),
         )
         .unwrap();
-        let cmd = command_for_master();
+        let cmd = master::command_for_master();
         std::fs::write(
             etc.join("master.cf"),
             format!(
@@ -98,22 +85,12 @@ proxywrite unix  -  -  n  -  1  {cmd}
     }
 
     fn postfix(&self, args: &[&str]) {
-        let out = Command::new("postfix")
-            .arg("-c")
-            .arg(&self.etc)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = master::postfix_command("postfix", &self.etc, args);
         assert!(out.status.success(), "postfix {args:?}: {out:?}");
     }
 
     fn postmap(&self, args: &[&str]) -> Output {
-        Command::new("postmap")
-            .arg("-c")
-            .arg(&self.etc)
-            .args(args)
-            .output()
-            .unwrap()
+        master::postfix_command("postmap", &self.etc, args)
     }
 
     /// `postmap -q KEY proxy:SPEC`, given up after `within` (a throttled
@@ -152,29 +129,7 @@ proxywrite unix  -  -  n  -  1  {cmd}
 
     /// proxymapd processes of this instance, with their command lines.
     fn processes(&self) -> Vec<(i32, String)> {
-        let master: i32 = std::fs::read_to_string(self.root.join("spool/pid/master.pid"))
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(-1);
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid: i32 = stat
-                .rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            if ppid == master && cmdline.contains("proxymapd") {
-                found.push((pid, cmdline));
-            }
-        }
-        found
+        master::proxymapd_children(&self.root.join("spool"))
     }
 
     fn role_pids(&self, role: &str) -> Vec<i32> {
@@ -188,17 +143,8 @@ proxywrite unix  -  -  n  -  1  {cmd}
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let _ = Command::new("postfix")
-            .arg("-c")
-            .arg(&self.etc)
-            .arg("stop")
-            .output();
+        master::stop_quietly(&self.etc);
     }
-}
-
-fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
 }
 
 fn needs_root_and_postfix() -> bool {

@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::master;
 use common::{skip_without, Need};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -281,14 +282,9 @@ proxy_write_maps = proxy:lmdb:{root}/data/verify_cache
         );
         std::fs::write(etc.join("main.cf"), main_cf).unwrap();
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_proxymapd"));
-        let daemon_dir = String::from_utf8(
-            run(Command::new("postconf").args(["-dh", "daemon_directory"])).stdout,
-        )
-        .unwrap();
-        let relative = relative_path(Path::new(daemon_dir.trim()), &exe);
         std::fs::write(
             etc.join("master.cf"),
-            master_cf(mode, port, &relative.display().to_string()),
+            master_cf(mode, port, &master::command_for_master()),
         )
         .unwrap();
         for (name, text) in TABLES {
@@ -335,12 +331,7 @@ proxy_write_maps = proxy:lmdb:{root}/data/verify_cache
     }
 
     fn postfix(&self, args: &[&str]) -> Output {
-        let out = Command::new("postfix")
-            .arg("-c")
-            .arg(&self.etc)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = master::postfix_command("postfix", &self.etc, args);
         assert!(
             out.status.success(),
             "{}: postfix {args:?} failed: {}{}\nmaillog:\n{}",
@@ -353,12 +344,7 @@ proxy_write_maps = proxy:lmdb:{root}/data/verify_cache
     }
 
     fn postmap(&self, args: &[&str]) -> Output {
-        Command::new("postmap")
-            .arg("-c")
-            .arg(&self.etc)
-            .args(args)
-            .output()
-            .unwrap()
+        master::postfix_command("postmap", &self.etc, args)
     }
 
     fn wait_until_ready(&self) {
@@ -463,13 +449,7 @@ proxy_write_maps = proxy:lmdb:{root}/data/verify_cache
 impl Drop for Instance {
     /// Stop the instance (and standalone proxymapd) even when a case failed.
     fn drop(&mut self) {
-        let _ = Command::new("postfix")
-            .arg("-c")
-            .arg(&self.etc)
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        master::stop_quietly(&self.etc);
         if let Some(mut child) = self.standalone.take() {
             // SAFETY: kill takes no pointers.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -501,25 +481,6 @@ fn warm_plugin_cache(exe: &Path, etc: &Path, cache: &Path) {
         std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).unwrap();
     }
     std::os::unix::fs::chown(cache, Some(uid), Some(gid)).unwrap();
-}
-
-/// `to` relative to the directory `from` (both absolute).
-fn relative_path(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<_> = from.components().collect();
-    let to_parts: Vec<_> = to.components().collect();
-    let common = from
-        .iter()
-        .zip(&to_parts)
-        .take_while(|(a, b)| a == b)
-        .count();
-    let mut path = PathBuf::new();
-    for _ in common..from.len() {
-        path.push("..");
-    }
-    for part in &to_parts[common..] {
-        path.push(part);
-    }
-    path
 }
 
 /// One SMTP conversation.
@@ -917,8 +878,7 @@ fn exercise(mode: Mode, cache: &Path) -> Run {
     // Under master both proxymapd processes leave (proxywrite, outside the
     // process group, on end-of-file from master) well within the 5 s
     // `postfix stop` allows.
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    let alive = |pid: &i32| unsafe { libc::kill(*pid, 0) } == 0;
+    let alive = |pid: &i32| master::alive(*pid);
     let start = Instant::now();
     while children.iter().any(alive) && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(50));
@@ -968,42 +928,17 @@ fn parallel_mail(port: u16, clients: usize, messages: usize) -> usize {
     threads.into_iter().map(|t| t.join().unwrap()).sum()
 }
 
-/// The pids of proxymapd processes serving the instance under `root`
-/// (children of its master).
+/// The pids of proxymapd processes master started for the instance
+/// under `root`.
 fn proxymapd_pids(root: &Path) -> Vec<i32> {
-    let Ok(pid_text) = std::fs::read_to_string(root.join("spool/pid/master.pid")) else {
-        return Vec::new();
-    };
-    let master: i32 = pid_text.trim().parse().unwrap_or(0);
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if !cmdline.contains("proxymapd -l") {
-            continue;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid: i32 = stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        // proxywrite's setsid keeps master as parent.
-        if ppid == master || master == 0 {
-            pids.push(pid);
-        }
-    }
-    pids
+    master::proxymapd_children(&root.join("spool"))
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn kill_proxymapd(root: &Path, role: &str) {
-    for pid in proxymapd_pids(root) {
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    for (pid, cmdline) in master::proxymapd_children(&root.join("spool")) {
         if cmdline.contains(&format!("-n {role} ")) {
             // SAFETY: kill takes no pointers.
             unsafe { libc::kill(pid, libc::SIGKILL) };

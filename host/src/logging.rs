@@ -171,6 +171,9 @@ fn timestamp() -> String {
 /// The shared state of a daemon's log writer.
 struct DaemonSink {
     target: DaemonLog,
+    /// The syslog facility once the configuration is read (0 = as
+    /// `target` says).
+    facility: std::sync::atomic::AtomicU8,
     socket: Option<UnixDatagram>,
     also_stderr: bool,
 }
@@ -193,6 +196,12 @@ impl DaemonSink {
                 (format!("{} {hostname} {text}", timestamp()), socket.clone())
             }
             DaemonLog::Syslog { facility } => {
+                let configured = self.facility.load(std::sync::atomic::Ordering::Relaxed);
+                let facility = if configured > 0 {
+                    &configured
+                } else {
+                    facility
+                };
                 let severity = match level {
                     Level::ERROR => 3,
                     Level::WARN => 4,
@@ -260,15 +269,31 @@ impl<'a> MakeWriter<'a> for DaemonWriter {
     }
 }
 
+static DAEMON_SINK: std::sync::OnceLock<Arc<DaemonSink>> = std::sync::OnceLock::new();
+
+/// Use main.cf's `syslog_facility` from now on (logging starts before the
+/// configuration is read, with `mail`). Unknown names are reported.
+pub fn set_daemon_facility(name: &str) -> Result<(), String> {
+    let number = facility_number(name).ok_or_else(|| format!("unknown syslog_facility: {name}"))?;
+    if let Some(sink) = DAEMON_SINK.get() {
+        // `kern` (0) cannot be chosen this way; Postfix does not allow it.
+        sink.facility
+            .store(number.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 /// Log as a Postfix daemon: records tagged `tag` (`postfix/proxymapd`) go
 /// to `target`, and to standard error as well when `also_stderr` (`-V`).
 pub fn init_daemon(level: &str, tag: &str, target: DaemonLog, also_stderr: bool) {
     let socket = UnixDatagram::unbound().ok();
     let sink = Arc::new(DaemonSink {
         target,
+        facility: Default::default(),
         socket,
         also_stderr,
     });
+    let _ = DAEMON_SINK.set(sink.clone());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter(level))
         .with_writer(DaemonWriter(sink))
@@ -292,6 +317,7 @@ mod tests {
                 socket: path.clone(),
                 hostname: "mx1".into(),
             },
+            facility: Default::default(),
             socket: UnixDatagram::unbound().ok(),
             also_stderr: false,
         };

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod master;
 pub mod postfix;
 mod skip;
 

@@ -89,6 +89,9 @@ fn child(options: DaemonOptions) -> Result<()> {
         bail!("descriptors 5 and 6 are not open: proxymapd runs this way only under master(8)");
     }
     let mut settings = load_settings(&options)?;
+    if let Some(facility) = settings.postfix_parameter("syslog_facility") {
+        logging::set_daemon_facility(facility).map_err(|e| anyhow!(e))?;
+    }
     let queue = settings
         .postfix_parameter("queue_directory")
         .map(PathBuf::from)

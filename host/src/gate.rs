@@ -5,8 +5,8 @@
 //! asynchronously (holding no thread) and gives up with `GateError::Busy`
 //! after about `wait` (±25 %). Work of a table that recently proved slow (one
 //! operation of `SLOW` or more, opens aside) runs in the slow lane: a few
-//! threads at the lowest priority (nice 19), which yield the processor to
-//! everything else without being starved by it, so a hanging or CPU-bound
+//! threads at a low priority (nice [`SLOW_LANE_NICE`]), which yield most of
+//! the processor to everything else without being starved by it, so a hanging or CPU-bound
 //! table neither takes the blocking threads the other tables need nor
 //! delays their requests on the processor. Its
 //! RETRY answers are paced to `SLOW`, so clients retrying at once do not
@@ -26,6 +26,11 @@ pub(crate) const SLOW: Duration = Duration::from_secs(1);
 
 /// How long a table stays marked slow after its last slow operation.
 pub(crate) const SLOW_FOR: Duration = Duration::from_secs(30);
+
+/// The nice value of slow-lane threads: against a busy neighbour at nice 0
+/// they get about a tenth of a processor (19 would leave them 1.5 %, so a
+/// 1 s operation could take over a minute on a loaded machine).
+pub(crate) const SLOW_LANE_NICE: i32 = 10;
 
 /// Why an operation did not run to completion.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,7 +191,9 @@ fn slow_lane() -> &'static SlowLane {
                     // SAFETY: gettid takes no arguments.
                     let tid = unsafe { libc::gettid() };
                     // SAFETY: setpriority takes no pointers.
-                    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0
+                    if unsafe {
+                        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, SLOW_LANE_NICE)
+                    } != 0
                     {
                         tracing::warn!(
                             "slow lane: cannot lower the thread's priority: {}",
@@ -296,7 +303,7 @@ mod tests {
             .run(|| unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) })
             .await
             .unwrap();
-        assert_eq!(nice, 19);
+        assert_eq!(nice, SLOW_LANE_NICE);
         let panicked = gate.run(|| panic!("on purpose")).await;
         assert!(matches!(panicked, Err(GateError::Panicked(_))));
         assert_eq!(gate.run(|| 7).await, Ok(7));

@@ -27,6 +27,8 @@ pub enum Need {
     Proxymapd,
     /// LMDB's tools (`mdb_dump`, `mdb_stat`).
     LmdbTools,
+    /// Debian's `systemd-socket-activate` (package systemd).
+    SocketActivate,
 }
 
 /// The proxymapd binary: cargo's for the proxymapd package's own tests,
@@ -58,12 +60,14 @@ fn missing(need: Need) -> Option<&'static str> {
         }
         Need::LmdbTools => on_path("mdb_dump") && on_path("mdb_stat"),
         Need::Proxymapd => proxymapd_exe().is_file(),
+        Need::SocketActivate => on_path("systemd-socket-activate"),
     };
     (!present).then_some(match need {
         Need::Postfix => "Postfix (postmap, postconf) is not installed",
         Need::Plugins => "the test plugins are not built beside the proxymapd binary",
         Need::LmdbTools => "LMDB's tools (mdb_dump, mdb_stat) are not installed",
         Need::Proxymapd => "the proxymapd binary is not built (cargo build -p proxymapd)",
+        Need::SocketActivate => "systemd-socket-activate (Debian package systemd) is not installed",
     })
 }
 

@@ -59,13 +59,13 @@ fn stop(mut child: Child) {
     assert!(child.wait().unwrap().success());
 }
 
-#[test]
-fn a_restart_under_socket_activation_refuses_nobody() {
+/// A scratch directory, the proxymap socket path in it, and a
+/// configuration approving `static:here`.
+fn scratch() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let private = dir.path().join("queue/private");
     std::fs::create_dir_all(&private).unwrap();
     let socket = private.join("proxymap");
-    let listener = UnixListener::bind(&socket).unwrap();
     let config = dir.path().join("proxymapd.toml");
     std::fs::write(
         &config,
@@ -75,6 +75,13 @@ fn a_restart_under_socket_activation_refuses_nobody() {
         ),
     )
     .unwrap();
+    (dir, socket, config)
+}
+
+#[test]
+fn a_restart_under_socket_activation_refuses_nobody() {
+    let (dir, socket, config) = scratch();
+    let listener = UnixListener::bind(&socket).unwrap();
     let log = dir.path().join("first.log");
     let first = start_activated(&config, &listener, &log);
     // Clients keep asking, each on a new connection, through the restart.
@@ -182,19 +189,7 @@ fn a_restart_under_systemd_socket_activate_loses_no_request() {
     if skip_without(&[Need::SocketActivate]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let private = dir.path().join("queue/private");
-    std::fs::create_dir_all(&private).unwrap();
-    let socket = private.join("proxymap");
-    let config = dir.path().join("proxymapd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "queue_directory = \"{}/queue\"\nproxy_read_maps = \"proxy:static:here\"\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
+    let (dir, socket, config) = scratch();
     // systemd-socket-activate holds the socket and runs a shell that runs
     // proxymapd twice in a row; each is exec'd by a shell of its own, whose
     // pid LISTEN_PID then names, as systemd would set it.

@@ -5,7 +5,7 @@
 //! asynchronously (holding no thread) and gives up with `GateError::Busy`
 //! after about `wait` (±25 %). Work of a table that recently proved slow (one
 //! operation of `SLOW` or more, opens aside) runs in the slow lane: a few
-//! threads at a low priority (nice [`SLOW_LANE_NICE`]), which yield most of
+//! threads at a low priority (nice 10, `SLOW_LANE_NICE`), which yield most of
 //! the processor to everything else without being starved by it, so a hanging or CPU-bound
 //! table neither takes the blocking threads the other tables need nor
 //! delays their requests on the processor. Its

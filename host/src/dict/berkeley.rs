@@ -14,10 +14,8 @@
 //! are folded with FOLD_FIX (full Unicode folding when SMTPUTF8 is on) and
 //! tried with and without a trailing NUL, learning which the table uses.
 //!
-//! Read-only: proxymapd writes no Berkeley DB files. On the proxywrite
-//! service these tables open for reading, and update and delete answer
-//! CONFIG with a message pointing at lmdb: (Postfix clients report that as
-//! a table error; a refused open would make them retry forever).
+//! Read-only: on the proxywrite service these tables are opened by
+//! `berkeley_write.rs` instead, through libdb.
 
 use super::file_lock::{LockStyle, TableLock};
 use super::mapping::Mapping;
@@ -58,12 +56,10 @@ impl BerkeleyDict {
     }
 }
 
-/// The message for a Berkeley DB table opened for writing.
+/// The message for a write to a Berkeley DB table on the read service.
 fn read_only_message(kind: Kind) -> String {
     format!(
-        "{} tables are read-only in proxymapd (it does not write Berkeley DB files); \
-         serve this table as lmdb: instead (postmap lmdb:FILE, then change the table name \
-         in main.cf; caches such as address_verify_map can simply change type)",
+        "{} tables are written only through the proxywrite service",
         kind.map_type()
     )
 }
@@ -210,15 +206,15 @@ impl Dict for BerkeleyDict {
 }
 
 fn open_kind(req: &OpenParams<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenError> {
-    let path = PathBuf::from(format!("{}.db", req.name));
-    let fail = |msg: String| {
-        let msg = if req.writable {
-            format!("{msg}; {}", read_only_message(kind))
-        } else {
-            msg
+    if req.writable {
+        let kind = match kind {
+            Kind::Hash => proxymapd_libdb::Kind::Hash,
+            Kind::Btree => proxymapd_libdb::Kind::Btree,
         };
-        OpenError::in_file(req.table, &path, None, msg)
-    };
+        return super::berkeley_write::open(req, kind);
+    }
+    let path = PathBuf::from(format!("{}.db", req.name));
+    let fail = |msg: String| OpenError::in_file(req.table, &path, None, msg);
     let file =
         File::open(&path).map_err(|e| OpenError::io(req.table, &path, "open database", &e))?;
     let lock = TableLock::with_style(file.as_raw_fd(), LockStyle::Flock);

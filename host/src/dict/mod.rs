@@ -4,6 +4,7 @@
 //! native or plugin) is one more entry in the catalogue and nothing else.
 
 pub(crate) mod berkeley;
+pub(crate) mod berkeley_write;
 pub(crate) mod composite;
 pub(crate) mod environ;
 pub(crate) mod fail;

@@ -1,0 +1,257 @@
+//! hash:/path and btree:/path on the proxywrite service: Postfix's Berkeley
+//! DB tables written as Postfix writes them, through the system's libdb
+//! (the `proxymapd-libdb` crate), so the files are libdb's own and stock
+//! Postfix, `postmap -q` and `postmap -s` read them unchanged. The read
+//! service keeps the pure-Rust reader (`berkeley.rs`); only writers need
+//! libdb, and only where Postfix itself uses Berkeley DB.
+//!
+//! Every operation holds Postfix's flock(2) on the `.db` file (shared to
+//! read, exclusive to write), and updates and deletes are synced before the
+//! lock is released (the handler asks for SYNC_UPDATE), so a reader never
+//! sees a half-written change. libdb keeps pages in its own cache; when the
+//! file changed under another writer since this handle's last operation
+//! (size or modification time differ), the handle is reopened before use.
+//! Keys are folded with FOLD_FIX and written with a trailing NUL unless the
+//! table already holds them without, as Postfix's dict_db does; the cursor
+//! of `sequence` lives across requests, so verify(8)'s clean-up (read an
+//! entry, delete it, read the next) walks the whole table.
+
+use super::file_lock::{LockStyle, TableLock};
+use super::{fold::fold_fixed, Dict, DictError, Entry, OpenError, OpenParams, SeqStep};
+use crate::flags;
+use proxymapd_libdb::{Db, Kind};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The mode of files created here, before the umask (Postfix's daemons run
+/// with umask 077; the result is what stock proxywrite creates: 0600).
+const FILE_MODE: u32 = 0o600;
+
+/// A writable hash: or btree: table.
+pub(crate) struct BerkeleyWriter {
+    kind: Kind,
+    path: PathBuf,
+    /// Our own descriptor of the file, for Postfix's flock.
+    lock_file: File,
+    lock: TableLock,
+    state: Mutex<Handle>,
+    nul_flags: AtomicU32,
+    utf8: bool,
+    replaced: AtomicBool,
+}
+
+/// The libdb handle and the file's stamp after its last operation.
+struct Handle {
+    db: Db,
+    seen: Option<(u64, i64, i64)>,
+}
+
+fn stamp(meta: &std::fs::Metadata) -> (u64, i64, i64) {
+    (meta.size(), meta.mtime(), meta.mtime_nsec())
+}
+
+fn with_nul(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.extend_from_slice(key);
+    k.push(0);
+    k
+}
+
+fn strip_nul(mut v: Vec<u8>) -> Vec<u8> {
+    if v.last() == Some(&0) {
+        v.pop();
+    }
+    v
+}
+
+impl BerkeleyWriter {
+    fn retry(&self, what: &str, e: impl std::fmt::Display) -> DictError {
+        DictError::Retry(format!("{}: {what}: {e}", self.path.display()))
+    }
+
+    /// Run `op` on the handle with the file locked (`exclusive` to write),
+    /// reopening the handle first when another process changed the file.
+    fn with_db<T>(
+        &self,
+        exclusive: bool,
+        op: impl FnOnce(&mut Db) -> Result<T, proxymapd_libdb::Error>,
+    ) -> Result<T, DictError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let _shared;
+        let _exclusive;
+        if exclusive {
+            _exclusive = self.lock.exclusive().map_err(|e| self.retry("lock", e))?;
+        } else {
+            _shared = self.lock.shared(true).map_err(|e| self.retry("lock", e))?;
+        }
+        let meta = self
+            .lock_file
+            .metadata()
+            .map_err(|e| self.retry("stat", e))?;
+        if meta.nlink() == 0 {
+            // Replaced by a rename: the registry reopens by name.
+            self.replaced.store(true, Ordering::Relaxed);
+        }
+        if state.seen.is_some_and(|seen| seen != stamp(&meta)) {
+            tracing::debug!(
+                "{}: changed by another writer; reopening",
+                self.path.display()
+            );
+            state.db =
+                Db::open(&self.path, self.kind, false, 0).map_err(|e| self.retry("reopen", e))?;
+        }
+        let out = op(&mut state.db).map_err(|e| self.retry("database", e));
+        state.seen = self.lock_file.metadata().ok().map(|m| stamp(&m));
+        out
+    }
+
+    fn key<'k>(&self, key: &'k [u8], req_flags: u32) -> std::borrow::Cow<'k, [u8]> {
+        fold_fixed(key, req_flags, self.utf8)
+    }
+}
+
+impl Dict for BerkeleyWriter {
+    fn flags(&self) -> u32 {
+        flags::FIXED | self.nul_flags.load(Ordering::Relaxed)
+    }
+
+    fn lookup(&self, key: &[u8], req_flags: u32) -> Result<Option<Vec<u8>>, DictError> {
+        let key = self.key(key, req_flags);
+        self.with_db(false, |db| {
+            let nul = self.nul_flags.load(Ordering::Relaxed);
+            if nul & flags::TRY1NULL != 0 {
+                if let Some(v) = db.get(&with_nul(&key))? {
+                    self.nul_flags
+                        .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
+                    return Ok(Some(strip_nul(v)));
+                }
+            }
+            if nul & flags::TRY0NULL != 0 {
+                if let Some(v) = db.get(&key)? {
+                    self.nul_flags
+                        .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
+                    return Ok(Some(v));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    fn update(&self, key: &[u8], value: &[u8], req_flags: u32) -> Result<(), DictError> {
+        let key = self.key(key, req_flags);
+        // With nothing learned yet, write Postfix's default: with a NUL.
+        let nul = self.nul_flags.load(Ordering::Relaxed);
+        if nul & flags::TRY1NULL != 0 && nul & flags::TRY0NULL != 0 {
+            self.nul_flags
+                .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
+        }
+        let nul = self.nul_flags.load(Ordering::Relaxed) & flags::TRY1NULL != 0;
+        let replace = req_flags & flags::DUP_REPLACE != 0;
+        let sync = req_flags & flags::SYNC_UPDATE != 0;
+        let stored = self.with_db(true, |db| {
+            let stored = if nul {
+                db.put(&with_nul(&key), &with_nul(value), replace)?
+            } else {
+                db.put(&key, value, replace)?
+            };
+            if sync {
+                db.sync()?;
+            }
+            Ok(stored)
+        })?;
+        if !stored {
+            // Postfix's DUP_IGNORE/DUP_WARN: keep the old entry.
+            tracing::warn!(
+                "{}: duplicate entry: \"{}\"",
+                self.path.display(),
+                String::from_utf8_lossy(&key)
+            );
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &[u8], req_flags: u32) -> Result<bool, DictError> {
+        let key = self.key(key, req_flags);
+        let sync = req_flags & flags::SYNC_UPDATE != 0;
+        self.with_db(true, |db| {
+            let nul = self.nul_flags.load(Ordering::Relaxed);
+            let mut found = false;
+            if nul & flags::TRY1NULL != 0 && db.delete(&with_nul(&key))? {
+                self.nul_flags
+                    .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
+                found = true;
+            }
+            if !found && nul & flags::TRY0NULL != 0 && db.delete(&key)? {
+                self.nul_flags
+                    .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
+                found = true;
+            }
+            if found && sync {
+                db.sync()?;
+            }
+            Ok(found)
+        })
+    }
+
+    fn sequence(&self, step: SeqStep, _req_flags: u32) -> Result<Option<Entry>, DictError> {
+        let first = step == SeqStep::First;
+        // Moving the cursor off an entry deleted under it (verify's
+        // clean-up) removes that entry from its page: a write, so the file
+        // is held exclusively and synced, and no reader or db_verify ever
+        // sees an entry only marked deleted.
+        let entry = self.with_db(true, |db| {
+            let entry = db.step(first)?;
+            db.sync()?;
+            Ok(entry)
+        })?;
+        Ok(entry.map(|(k, v)| (strip_nul(k), strip_nul(v))))
+    }
+
+    fn changed(&self) -> bool {
+        self.replaced.load(Ordering::Relaxed)
+    }
+
+    fn may_block(&self) -> bool {
+        true
+    }
+
+    fn is_database_file(&self) -> bool {
+        true
+    }
+}
+
+/// Open `NAME.db` for writing as a `kind` table, creating it when missing.
+pub(crate) fn open(req: &OpenParams<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenError> {
+    let path = PathBuf::from(format!("{}.db", req.name));
+    let fail = |e: String| {
+        OpenError::in_file(
+            req.table,
+            &path,
+            None,
+            format!("open database {}: {e}", path.display()),
+        )
+    };
+    let db = Db::open(&path, kind, true, FILE_MODE).map_err(|e| fail(e.to_string()))?;
+    let lock_file =
+        File::open(&path).map_err(|e| OpenError::io(req.table, &path, "open database", &e))?;
+    let lock = TableLock::with_style(lock_file.as_raw_fd(), LockStyle::Flock);
+    let seen = lock_file.metadata().ok().map(|m| stamp(&m));
+    let mut nul = req.flags & (flags::TRY0NULL | flags::TRY1NULL);
+    if nul == 0 {
+        nul = flags::TRY0NULL | flags::TRY1NULL;
+    }
+    Ok(Arc::new(BerkeleyWriter {
+        kind,
+        path,
+        lock_file,
+        lock,
+        state: Mutex::new(Handle { db, seen }),
+        nul_flags: AtomicU32::new(nul),
+        utf8: req.utf8,
+        replaced: AtomicBool::new(false),
+    }))
+}

@@ -1,0 +1,365 @@
+//! Berkeley DB files written through the system's libdb: [`Db`] is one open
+//! hash or btree database (no environment, like Postfix's dict_db), with
+//! get, put, delete, sync and a cursor that survives updates and deletes
+//! between its steps (verify(8)'s cache clean-up deletes the entry it just
+//! read). Not thread-safe by itself: the caller serialises use, under
+//! Postfix's flock on [`Db::fd`].
+
+#![cfg_attr(proxymapd_no_libdb, allow(dead_code, unused_variables, unused_imports))]
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::path::Path;
+
+/// Which access method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// DB_HASH (`hash:`).
+    Hash,
+    /// DB_BTREE (`btree:`).
+    Btree,
+}
+
+/// A libdb failure: its status code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// libdb's status (an errno value or a DB_* error).
+    pub code: i32,
+    /// libdb's text for it.
+    pub message: String,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Whether this build can write Berkeley DB files.
+pub const AVAILABLE: bool = cfg!(not(proxymapd_no_libdb));
+
+#[repr(C)]
+struct RawDb {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+struct RawCursor {
+    _private: [u8; 0],
+}
+
+#[cfg(not(proxymapd_no_libdb))]
+extern "C" {
+    fn pm_notfound() -> c_int;
+    fn pm_keyexist() -> c_int;
+    fn pm_strerror(err: c_int) -> *const c_char;
+    fn pm_free(p: *mut c_void);
+    fn pm_open(
+        path: *const c_char,
+        btree: c_int,
+        create: c_int,
+        mode: c_int,
+        out: *mut *mut RawDb,
+    ) -> c_int;
+    fn pm_close(db: *mut RawDb) -> c_int;
+    fn pm_sync(db: *mut RawDb) -> c_int;
+    fn pm_get(
+        db: *mut RawDb,
+        k: *const c_void,
+        kl: usize,
+        v: *mut *mut c_void,
+        vl: *mut usize,
+    ) -> c_int;
+    fn pm_put(
+        db: *mut RawDb,
+        k: *const c_void,
+        kl: usize,
+        v: *const c_void,
+        vl: usize,
+        nooverwrite: c_int,
+    ) -> c_int;
+    fn pm_del(db: *mut RawDb, k: *const c_void, kl: usize) -> c_int;
+    fn pm_cursor(db: *mut RawDb, out: *mut *mut RawCursor) -> c_int;
+    fn pm_cursor_close(c: *mut RawCursor) -> c_int;
+    fn pm_cursor_get(
+        c: *mut RawCursor,
+        first: c_int,
+        k: *mut *mut c_void,
+        kl: *mut usize,
+        v: *mut *mut c_void,
+        vl: *mut usize,
+    ) -> c_int;
+    fn pm_fd(db: *mut RawDb, fd: *mut c_int) -> c_int;
+}
+
+#[cfg(not(proxymapd_no_libdb))]
+fn error(code: c_int) -> Error {
+    // SAFETY: db_strerror returns a static or thread-local C string.
+    let message = unsafe { CStr::from_ptr(pm_strerror(code)) }
+        .to_string_lossy()
+        .into_owned();
+    Error { code, message }
+}
+
+#[cfg(not(proxymapd_no_libdb))]
+fn check(code: c_int) -> Result<(), Error> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(error(code))
+    }
+}
+
+/// Copy a buffer libdb allocated and free it.
+#[cfg(not(proxymapd_no_libdb))]
+fn take(p: *mut c_void, len: usize) -> Vec<u8> {
+    if p.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: libdb allocated `len` bytes at `p` with malloc (DB_DBT_MALLOC).
+    let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec();
+    // SAFETY: as above; freed once, here.
+    unsafe { pm_free(p) };
+    bytes
+}
+
+/// An open database.
+pub struct Db {
+    db: *mut RawDb,
+    cursor: *mut RawCursor,
+}
+
+// SAFETY: the handle is used by one thread at a time (the caller's lock);
+// libdb handles without DB_THREAD may move between threads.
+unsafe impl Send for Db {}
+
+impl Db {
+    /// Open `path` as a `kind` database, creating it (with `mode`) when
+    /// `create` and missing.
+    pub fn open(path: &Path, kind: Kind, create: bool, mode: u32) -> Result<Db, Error> {
+        #[cfg(proxymapd_no_libdb)]
+        {
+            Err(Error {
+                code: libc_enosys(),
+                message: "this proxymapd was built without libdb (Berkeley DB), so it cannot \
+                          write hash: or btree: tables"
+                    .into(),
+            })
+        }
+        #[cfg(not(proxymapd_no_libdb))]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error {
+                code: 22,
+                message: "path contains a NUL byte".into(),
+            })?;
+            let mut db = std::ptr::null_mut();
+            // SAFETY: valid C string and out pointer.
+            check(unsafe {
+                pm_open(
+                    c_path.as_ptr(),
+                    c_int::from(kind == Kind::Btree),
+                    c_int::from(create),
+                    mode as c_int,
+                    &mut db,
+                )
+            })?;
+            Ok(Db {
+                db,
+                cursor: std::ptr::null_mut(),
+            })
+        }
+    }
+
+    /// The descriptor libdb uses for the file (Postfix flocks it).
+    pub fn fd(&self) -> Result<i32, Error> {
+        #[cfg(proxymapd_no_libdb)]
+        unreachable!("no database can be open");
+        #[cfg(not(proxymapd_no_libdb))]
+        {
+            let mut fd = -1;
+            // SAFETY: open handle, valid out pointer.
+            check(unsafe { pm_fd(self.db, &mut fd) })?;
+            Ok(fd)
+        }
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        #[cfg(proxymapd_no_libdb)]
+        unreachable!("no database can be open");
+        #[cfg(not(proxymapd_no_libdb))]
+        {
+            let (mut v, mut vl) = (std::ptr::null_mut(), 0usize);
+            // SAFETY: open handle; key slice valid for its length.
+            let rc = unsafe { pm_get(self.db, key.as_ptr().cast(), key.len(), &mut v, &mut vl) };
+            // SAFETY: plain function.
+            if rc == unsafe { pm_notfound() } {
+                return Ok(None);
+            }
+            check(rc)?;
+            Ok(Some(take(v, vl)))
+        }
+    }
+
+    /// Store `value` under `key`; with `replace` false an existing key is
+    /// left alone and `Ok(false)` returned.
+    pub fn put(&mut self, key: &[u8], value: &[u8], replace: bool) -> Result<bool, Error> {
+        #[cfg(proxymapd_no_libdb)]
+        unreachable!("no database can be open");
+        #[cfg(not(proxymapd_no_libdb))]
+        {
+            // SAFETY: open handle; slices valid for their lengths.
+            let rc = unsafe {
+                pm_put(
+                    self.db,
+                    key.as_ptr().cast(),
+                    key.len(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    c_int::from(!replace),
+                )
+            };
+            // SAFETY: plain function.
+            if rc == unsafe { pm_keyexist() } {
+                return Ok(false);
+            }
+            check(rc)?;
+            Ok(true)
+        }
+    }
+
+    /// Remove `key`; whether it was there.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool, Error> {
+        #[cfg(proxymapd_no_libdb)]
+        unreachable!("no database can be open");
+        #[cfg(not(proxymapd_no_libdb))]
+        {
+            // SAFETY: open handle; key valid for its length.
+            let rc = unsafe { pm_del(self.db, key.as_ptr().cast(), key.len()) };
+            // SAFETY: plain function.
+            if rc == unsafe { pm_notfound() } {
+                return Ok(false);
+            }
+            check(rc)?;
+            Ok(true)
+        }
+    }
+
+    /// Write every change to the file.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        #[cfg(proxymapd_no_libdb)]
+        unreachable!("no database can be open");
+        #[cfg(not(proxymapd_no_libdb))]
+        // SAFETY: open handle.
+        check(unsafe { pm_sync(self.db) })
+    }
+
+    /// The first entry (`first`) or the one after the cursor's; the cursor
+    /// stays open between calls and follows updates and deletes made
+    /// through this handle.
+    pub fn step(&mut self, first: bool) -> Result<Option<Entry>, Error> {
+        #[cfg(proxymapd_no_libdb)]
+        unreachable!("no database can be open");
+        #[cfg(not(proxymapd_no_libdb))]
+        {
+            if self.cursor.is_null() {
+                if !first {
+                    return Ok(None);
+                }
+                // SAFETY: open handle, valid out pointer.
+                check(unsafe { pm_cursor(self.db, &mut self.cursor) })?;
+            }
+            let (mut k, mut kl, mut v, mut vl) =
+                (std::ptr::null_mut(), 0usize, std::ptr::null_mut(), 0usize);
+            // SAFETY: open cursor, valid out pointers.
+            let rc = unsafe {
+                pm_cursor_get(
+                    self.cursor,
+                    c_int::from(first),
+                    &mut k,
+                    &mut kl,
+                    &mut v,
+                    &mut vl,
+                )
+            };
+            // SAFETY: plain function.
+            if rc == unsafe { pm_notfound() } {
+                self.close_cursor();
+                return Ok(None);
+            }
+            if let Err(e) = check(rc) {
+                self.close_cursor();
+                return Err(e);
+            }
+            Ok(Some((take(k, kl), take(v, vl))))
+        }
+    }
+
+    fn close_cursor(&mut self) {
+        #[cfg(not(proxymapd_no_libdb))]
+        if !self.cursor.is_null() {
+            // SAFETY: open cursor, closed once.
+            unsafe { pm_cursor_close(self.cursor) };
+            self.cursor = std::ptr::null_mut();
+        }
+    }
+}
+
+#[cfg(proxymapd_no_libdb)]
+fn libc_enosys() -> i32 {
+    38
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.close_cursor();
+        #[cfg(not(proxymapd_no_libdb))]
+        if !self.db.is_null() {
+            // SAFETY: open handle, closed once.
+            unsafe { pm_close(self.db) };
+        }
+    }
+}
+
+#[cfg(all(test, not(proxymapd_no_libdb)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_survive_a_reopen_and_the_cursor_survives_deletes() {
+        let dir = std::env::temp_dir().join(format!("pm-libdb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for kind in [Kind::Hash, Kind::Btree] {
+            let path = dir.join(format!("{kind:?}.db"));
+            let _ = std::fs::remove_file(&path);
+            let mut db = Db::open(&path, kind, true, 0o600).unwrap();
+            for i in 0..500u32 {
+                assert!(db
+                    .put(format!("k{i}").as_bytes(), &i.to_le_bytes(), true)
+                    .unwrap());
+            }
+            assert!(!db.put(b"k1", b"x", false).unwrap(), "kept without replace");
+            db.sync().unwrap();
+            drop(db);
+            let mut db = Db::open(&path, kind, false, 0).unwrap();
+            assert_eq!(db.get(b"k7").unwrap(), Some(7u32.to_le_bytes().to_vec()));
+            // Walk and delete every entry as it is read, as verify does.
+            let mut seen = 0;
+            let mut entry = db.step(true).unwrap();
+            while let Some((k, _)) = entry {
+                assert!(db.delete(&k).unwrap());
+                seen += 1;
+                entry = db.step(false).unwrap();
+            }
+            assert_eq!(seen, 500);
+            assert_eq!(db.get(b"k7").unwrap(), None);
+            assert!(db.fd().unwrap() >= 0);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

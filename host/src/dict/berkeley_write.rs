@@ -17,6 +17,7 @@
 //! entry, delete it, read the next) walks the whole table.
 
 use super::file_lock::{LockStyle, TableLock};
+use super::nul_write::{self, strip_nul, with_nul};
 use super::{fold::fold_fixed, Dict, DictError, Entry, OpenError, OpenParams, SeqStep};
 use crate::flags;
 use proxymapd_libdb::{Db, Kind};
@@ -52,20 +53,6 @@ struct Handle {
 
 fn stamp(meta: &std::fs::Metadata) -> (u64, i64, i64) {
     (meta.size(), meta.mtime(), meta.mtime_nsec())
-}
-
-fn with_nul(key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.len() + 1);
-    k.extend_from_slice(key);
-    k.push(0);
-    k
-}
-
-fn strip_nul(mut v: Vec<u8>) -> Vec<u8> {
-    if v.last() == Some(&0) {
-        v.pop();
-    }
-    v
 }
 
 impl BerkeleyWriter {
@@ -122,34 +109,13 @@ impl Dict for BerkeleyWriter {
     fn lookup(&self, key: &[u8], req_flags: u32) -> Result<Option<Vec<u8>>, DictError> {
         let key = self.key(key, req_flags);
         self.with_db(false, |db| {
-            let nul = self.nul_flags.load(Ordering::Relaxed);
-            if nul & flags::TRY1NULL != 0 {
-                if let Some(v) = db.get(&with_nul(&key))? {
-                    self.nul_flags
-                        .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
-                    return Ok(Some(strip_nul(v)));
-                }
-            }
-            if nul & flags::TRY0NULL != 0 {
-                if let Some(v) = db.get(&key)? {
-                    self.nul_flags
-                        .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
-                    return Ok(Some(v));
-                }
-            }
-            Ok(None)
+            nul_write::get(&self.nul_flags, &key, |k| db.get(k))
         })
     }
 
     fn update(&self, key: &[u8], value: &[u8], req_flags: u32) -> Result<(), DictError> {
         let key = self.key(key, req_flags);
-        // With nothing learned yet, write Postfix's default: with a NUL.
-        let nul = self.nul_flags.load(Ordering::Relaxed);
-        if nul & flags::TRY1NULL != 0 && nul & flags::TRY0NULL != 0 {
-            self.nul_flags
-                .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
-        }
-        let nul = self.nul_flags.load(Ordering::Relaxed) & flags::TRY1NULL != 0;
+        let nul = nul_write::update_with_nul(&self.nul_flags);
         let replace = req_flags & flags::DUP_REPLACE != 0;
         let sync = req_flags & flags::SYNC_UPDATE != 0;
         let stored = self.with_db(true, |db| {
@@ -178,18 +144,7 @@ impl Dict for BerkeleyWriter {
         let key = self.key(key, req_flags);
         let sync = req_flags & flags::SYNC_UPDATE != 0;
         self.with_db(true, |db| {
-            let nul = self.nul_flags.load(Ordering::Relaxed);
-            let mut found = false;
-            if nul & flags::TRY1NULL != 0 && db.delete(&with_nul(&key))? {
-                self.nul_flags
-                    .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
-                found = true;
-            }
-            if !found && nul & flags::TRY0NULL != 0 && db.delete(&key)? {
-                self.nul_flags
-                    .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
-                found = true;
-            }
+            let found = nul_write::delete(&self.nul_flags, &key, |k| db.delete(k))?;
             if found && sync {
                 db.sync()?;
             }

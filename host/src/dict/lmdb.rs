@@ -8,6 +8,7 @@
 
 use super::lmdb_env::{Env, LmdbError};
 use super::lmdb_file::LmdbFile;
+use super::nul_write::{self, strip_nul, with_nul};
 use super::{fold::fold_fixed, Dict, DictError, Entry, FileStamp, OpenError, OpenParams, SeqStep};
 use crate::flags;
 use std::path::{Path, PathBuf};
@@ -88,39 +89,10 @@ impl LmdbDict {
     }
 }
 
-fn with_nul(key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.len() + 1);
-    k.extend_from_slice(key);
-    k.push(0);
-    k
-}
-
-fn strip_nul(mut v: Vec<u8>) -> Vec<u8> {
-    if v.last() == Some(&0) {
-        v.pop();
-    }
-    v
-}
-
 impl LmdbDict {
     /// Look a (folded) key up with Postfix's trailing-NUL learning.
     fn get(&self, env: &Env, key: &[u8]) -> Result<Option<Vec<u8>>, LmdbError> {
-        let nul = self.nul_flags.load(Ordering::Relaxed);
-        if nul & flags::TRY1NULL != 0 {
-            if let Some(v) = env.get(&with_nul(key))? {
-                self.nul_flags
-                    .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
-                return Ok(Some(strip_nul(v)));
-            }
-        }
-        if nul & flags::TRY0NULL != 0 {
-            if let Some(v) = env.get(key)? {
-                self.nul_flags
-                    .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
-                return Ok(Some(v));
-            }
-        }
-        Ok(None)
+        nul_write::get(&self.nul_flags, key, |k| env.get(k))
     }
 }
 
@@ -155,13 +127,7 @@ impl Dict for LmdbDict {
 
     fn update(&self, key: &[u8], value: &[u8], req_flags: u32) -> Result<(), DictError> {
         let key = self.key(key, req_flags);
-        // With nothing learned yet, write Postfix's default: with a NUL.
-        let nul = self.nul_flags.load(Ordering::Relaxed);
-        if nul & flags::TRY1NULL != 0 && nul & flags::TRY0NULL != 0 {
-            self.nul_flags
-                .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
-        }
-        let nul = self.nul_flags.load(Ordering::Relaxed) & flags::TRY1NULL != 0;
+        let nul = nul_write::update_with_nul(&self.nul_flags);
         let sync = req_flags & flags::SYNC_UPDATE != 0;
         self.writing(req_flags, |env| {
             if nul {
@@ -178,20 +144,9 @@ impl Dict for LmdbDict {
 
     fn delete(&self, key: &[u8], req_flags: u32) -> Result<bool, DictError> {
         let key = self.key(key, req_flags);
-        let nul = self.nul_flags.load(Ordering::Relaxed);
         let sync = req_flags & flags::SYNC_UPDATE != 0;
         self.writing(req_flags, |env| {
-            let mut found = false;
-            if nul & flags::TRY1NULL != 0 && env.del(&with_nul(&key))? {
-                self.nul_flags
-                    .fetch_and(!flags::TRY0NULL, Ordering::Relaxed);
-                found = true;
-            }
-            if !found && nul & flags::TRY0NULL != 0 && env.del(&key)? {
-                self.nul_flags
-                    .fetch_and(!flags::TRY1NULL, Ordering::Relaxed);
-                found = true;
-            }
+            let found = nul_write::delete(&self.nul_flags, &key, |k| env.del(k))?;
             if found && sync {
                 env.sync()?;
             }

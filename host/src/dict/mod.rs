@@ -15,6 +15,7 @@ pub(crate) mod lmdb_env;
 pub(crate) mod lmdb_file;
 pub(crate) mod mapping;
 pub(crate) mod memory;
+pub(crate) mod nul_write;
 pub(crate) mod randmap;
 pub mod sigbus;
 pub(crate) mod stamp;

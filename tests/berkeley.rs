@@ -526,3 +526,111 @@ fn table_copied_over_without_the_lock_never_stops_the_server() {
         log.matches("lookup failed").count()
     );
 }
+
+#[test]
+fn convert_gives_lmdb_and_cdb_tables_that_answer_like_postmap_builds() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("main.cf"), "compatibility_level = 3.6\n").unwrap();
+    let postmap = |args: &[&str]| {
+        let out = std::process::Command::new("postmap")
+            .arg("-c")
+            .arg(&etc)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "postmap {args:?}: {out:?}");
+        out
+    };
+    // Upper case (folded by postmap), spaces in values, long values, many
+    // keys: what real tables hold.
+    let mut source = String::from("User@Example.COM first value\nspaces@example.com a  b   c\n");
+    source.push_str(&format!("long@example.com {}\n", "x".repeat(5000)));
+    for i in 0..3000 {
+        source.push_str(&format!("key{i}@example.org dest{i}@example.net\n"));
+    }
+    let src = dir.path().join("src");
+    std::fs::write(&src, &source).unwrap();
+    for from_type in ["hash", "btree"] {
+        let from = dir.path().join(format!("from_{from_type}"));
+        std::fs::copy(&src, &from).unwrap();
+        postmap(&[&format!("{from_type}:{}", from.display())]);
+        for to_type in ["lmdb", "cdb"] {
+            // What postmap builds from the same source...
+            let built = dir.path().join(format!("built_{from_type}_{to_type}"));
+            std::fs::copy(&src, &built).unwrap();
+            postmap(&[&format!("{to_type}:{}", built.display())]);
+            // ... and what convert makes of the Berkeley DB table.
+            let converted = dir.path().join(format!("conv_{from_type}_{to_type}"));
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+                .args([
+                    "convert",
+                    &format!("{from_type}:{}", from.display()),
+                    &format!("{to_type}:{}", converted.display()),
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            assert!(String::from_utf8_lossy(&out.stdout).contains("3003 entries"));
+            // Every entry: `postmap -s` (cdb cannot be listed: every key of
+            // the source, through `postmap -q -`).
+            let keys: String = source
+                .lines()
+                .map(|l| l.split_whitespace().next().unwrap().to_lowercase() + "\n")
+                .collect();
+            let listed = |path: &Path| {
+                let table = format!("{to_type}:{}", path.display());
+                let out = if to_type == "cdb" {
+                    let mut child = std::process::Command::new("postmap")
+                        .arg("-c")
+                        .arg(&etc)
+                        .args(["-q", "-", &table])
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    use std::io::Write;
+                    child
+                        .stdin
+                        .take()
+                        .unwrap()
+                        .write_all(keys.as_bytes())
+                        .unwrap();
+                    child.wait_with_output().unwrap()
+                } else {
+                    postmap(&["-s", &table])
+                };
+                sorted_lines(&out.stdout)
+            };
+            // And lookups answer alike.
+            for key in [
+                "user@example.com",
+                "key2999@example.org",
+                "long@example.com",
+                "none",
+            ] {
+                let q = |path: &Path| {
+                    std::process::Command::new("postmap")
+                        .arg("-c")
+                        .arg(&etc)
+                        .args(["-q", key, &format!("{to_type}:{}", path.display())])
+                        .output()
+                        .unwrap()
+                        .stdout
+                };
+                assert_eq!(q(&converted), q(&built), "{from_type} -> {to_type}: {key}");
+            }
+        }
+    }
+    // Refused names say what convert does.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+        .args(["convert", "texthash:/etc/x", "lmdb:/tmp/y"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("convert reads hash: and btree: tables"));
+}

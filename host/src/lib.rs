@@ -11,6 +11,7 @@ pub mod allowlist;
 pub use proxymapd_client as client;
 pub use proxymapd_codec as codec;
 pub mod config;
+pub mod convert;
 pub mod dict;
 mod error_chain;
 pub mod gate;

@@ -1,5 +1,5 @@
 //! The `proxymapd` command: argument parsing and dispatch. Each subcommand
-//! (`serve`, `check`, `query`, `demo`, `componentize`, `digest`) lives in its
+//! (`serve`, `check`, `query`, `convert`, `demo`, `componentize`, `digest`) lives in its
 //! own file under `cmd/`, and so does the master(8) child mode, chosen when
 //! the first argument is a Postfix daemon option; the server itself is the
 //! `proxymapd` library.
@@ -39,6 +39,13 @@ enum Command {
         /// The plugin file.
         file: PathBuf,
     },
+    /// Copy a hash: or btree: table into an lmdb: or cdb: table, without libdb.
+    Convert {
+        /// The table to read, e.g. hash:/etc/postfix/virtual.
+        from: String,
+        /// The table to write, e.g. lmdb:/etc/postfix/virtual.
+        to: String,
+    },
     /// Serve the bundled example tables and show a lookup.
     Demo {
         /// Directory for the example tables and sockets.
@@ -65,6 +72,7 @@ fn main() {
         Command::Demo { dir, once } => cmd::demo::run(&dir, once),
         Command::Componentize { input, output } => cmd::componentize::run(&input, &output),
         Command::Digest { file } => cmd::digest::run(&file),
+        Command::Convert { from, to } => cmd::convert::run(&from, &to),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -5,6 +5,7 @@
 
 pub(crate) mod check;
 pub(crate) mod componentize;
+pub(crate) mod convert;
 pub(crate) mod demo;
 pub(crate) mod digest;
 pub(crate) mod master;

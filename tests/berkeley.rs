@@ -634,3 +634,138 @@ fn convert_gives_lmdb_and_cdb_tables_that_answer_like_postmap_builds() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("convert reads hash: and btree: tables"));
 }
+
+/// Start `proxymapd serve` on `etc` (root's rights: the tables live in a
+/// private temporary directory) and wait for its write socket.
+fn serve_until_ready(etc: &Path, socket: &Path) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_proxymapd"))
+        .args(["serve", "--user", "root", "--postfix-config"])
+        .arg(etc)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "no socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child
+}
+
+#[test]
+fn kill_9_during_an_update_storm_loses_no_acknowledged_update() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
+    // The guarantee: an update answered OK was synced to the file before
+    // the answer (Postfix's SYNC_UPDATE), so it survives the process.
+    let mut pf = Postfix::start(
+        "",
+        "proxy:btree:$data/cache proxy:hash:$data/hcache",
+        |_| {},
+    );
+    let socket = pf.server.proxywrite.clone();
+    let etc = pf.etc.clone();
+    let mut acked: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
+    let tables = [pf.table("btree:$data/cache"), pf.table("hash:$data/hcache")];
+    let files = [pf.data.join("cache.db"), pf.data.join("hcache.db")];
+    // Round 0 kills the test's server; later rounds start their own on the
+    // same configuration (a killed server's sockets are stale files, which
+    // the next one replaces).
+    let mut own: Option<std::process::Child> = None;
+    for round in 0..20u64 {
+        if round > 0 {
+            own = Some(serve_until_ready(&etc, &socket));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..4u64)
+            .map(|w| {
+                let (stop, socket, table) = (
+                    stop.clone(),
+                    socket.clone(),
+                    tables[(w % 2) as usize].clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut ok = Vec::new();
+                    let Ok(mut c) = Client::connect(&socket, true) else {
+                        return ok;
+                    };
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let key = format!("r{round}w{w}k{i}");
+                        let value = if i % 50 == 0 {
+                            "v".repeat(2500)
+                        } else {
+                            format!("value{i}")
+                        };
+                        match c.update(&table, VERIFY_FLAGS, key.as_bytes(), value.as_bytes()) {
+                            Ok(r) if r.status() == Some(0) => ok.push(key),
+                            _ => break,
+                        }
+                        i += 1;
+                    }
+                    ok
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(
+            150 + fastrand::u64(0..250),
+        ));
+        let server = own.as_mut().unwrap_or(&mut pf.server.child);
+        server.kill().unwrap();
+        let _ = server.wait();
+        stop.store(true, Ordering::Relaxed);
+        for (w, t) in writers.into_iter().enumerate() {
+            acked[w % 2].extend(t.join().unwrap());
+        }
+        // After every kill, both files verify.
+        for file in &files {
+            if file.exists() {
+                libdb_verifies(file);
+            }
+        }
+    }
+    for (n, file) in files.iter().enumerate() {
+        libdb_verifies(file);
+        let listed = pf_list(&etc, &tables[n]);
+        let missing: Vec<&String> = acked[n].iter().filter(|k| !listed.contains(*k)).collect();
+        assert!(
+            missing.is_empty(),
+            "{}: {} of {} acknowledged updates missing, e.g. {:?}",
+            tables[n],
+            missing.len(),
+            acked[n].len(),
+            &missing[..missing.len().min(5)]
+        );
+        assert!(
+            acked[n].len() > 100,
+            "{}: only {} updates acknowledged",
+            tables[n],
+            acked[n].len()
+        );
+        eprintln!(
+            "{}: {} acknowledged updates over 20 kills, all present",
+            tables[n],
+            acked[n].len()
+        );
+    }
+}
+
+/// The keys `postmap -s` lists for `table`.
+fn pf_list(etc: &Path, table: &str) -> std::collections::HashSet<String> {
+    let out = std::process::Command::new("postmap")
+        .arg("-c")
+        .arg(etc)
+        .args(["-s", table])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "postmap -s {table}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .collect()
+}

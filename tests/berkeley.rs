@@ -769,3 +769,88 @@ fn pf_list(etc: &Path, table: &str) -> std::collections::HashSet<String> {
         .filter_map(|l| l.split('\t').next().map(str::to_string))
         .collect()
 }
+
+#[test]
+fn postfix_and_proxymapd_take_over_each_others_berkeley_files() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
+    // Phases alternate between Postfix writing the file itself (postmap -i
+    // and -d, through libdb) and proxymapd writing it through proxywrite,
+    // whose open handle must notice each of Postfix's changes.
+    let pf = Postfix::start(
+        "",
+        "proxy:btree:$data/cache proxy:hash:$data/hcache",
+        |_| {},
+    );
+    let tables = [pf.table("btree:$data/cache"), pf.table("hash:$data/hcache")];
+    let files = [pf.data.join("cache.db"), pf.data.join("hcache.db")];
+    let mut expected: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); 2];
+    let mut clients: Vec<Client> = tables
+        .iter()
+        .map(|t| {
+            let mut c = Client::connect(&pf.server.proxywrite, true).unwrap();
+            assert_eq!(c.open(t, VERIFY_OPEN).unwrap().status(), Some(0));
+            c
+        })
+        .collect();
+    for phase in 0..6 {
+        let by_postfix = phase % 2 == 1;
+        for (n, table) in tables.iter().enumerate() {
+            let added: Vec<(String, String)> = (0..300)
+                .map(|i| {
+                    let value = if i % 60 == 0 {
+                        "v".repeat(2000)
+                    } else {
+                        format!("{phase}-{i}")
+                    };
+                    (format!("p{phase}k{i}"), value)
+                })
+                .collect();
+            let deleted: Vec<String> = if phase > 0 {
+                (0..50).map(|i| format!("p{}k{i}", phase - 1)).collect()
+            } else {
+                Vec::new()
+            };
+            if by_postfix {
+                let input: String = added.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+                assert!(pf.postmap(&["-i", table], &input).status.success());
+                let keys: String = deleted.iter().map(|k| format!("{k}\n")).collect();
+                if !keys.is_empty() {
+                    assert!(pf.postmap(&["-d", "-", table], &keys).status.success());
+                }
+            } else {
+                let c = &mut clients[n];
+                for (k, v) in &added {
+                    let r = c
+                        .update(table, VERIFY_FLAGS, k.as_bytes(), v.as_bytes())
+                        .unwrap();
+                    assert_eq!(r.status(), Some(0), "phase {phase} {table} {k}");
+                }
+                for k in &deleted {
+                    let r = c.delete(table, VERIFY_FLAGS, k.as_bytes()).unwrap();
+                    assert_eq!(r.status(), Some(0), "phase {phase} {table} delete {k}");
+                }
+            }
+            expected[n].extend(added.into_iter().map(|(k, _)| k));
+            for k in &deleted {
+                expected[n].remove(k);
+            }
+            libdb_verifies(&files[n]);
+            let listed: std::collections::BTreeSet<String> =
+                pf_list(&pf.etc, table).into_iter().collect();
+            assert_eq!(
+                listed,
+                expected[n],
+                "phase {phase} ({}): {table}",
+                if by_postfix { "postmap" } else { "proxymapd" }
+            );
+            // proxymapd reads what Postfix wrote.
+            let probe = format!("p{phase}k299");
+            let r = clients[n]
+                .lookup(table, VERIFY_FLAGS, probe.as_bytes())
+                .unwrap();
+            assert_eq!(r.status(), Some(0), "phase {phase} {table}: {probe}");
+        }
+    }
+}

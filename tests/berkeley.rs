@@ -606,7 +606,10 @@ fn convert_gives_lmdb_and_cdb_tables_that_answer_like_postmap_builds() {
                 };
                 sorted_lines(&out.stdout)
             };
-            // And lookups answer alike.
+            let expected = listed(&built);
+            assert_eq!(expected.len(), 3003, "{from_type} -> {to_type}");
+            assert_eq!(listed(&converted), expected, "{from_type} -> {to_type}");
+            // And single lookups answer alike.
             for key in [
                 "user@example.com",
                 "key2999@example.org",
@@ -697,7 +700,7 @@ fn kill_9_during_an_update_storm_loses_no_acknowledged_update() {
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let key = format!("r{round}w{w}k{i}");
-                        let value = if i % 50 == 0 {
+                        let value = if i.is_multiple_of(50) {
                             "v".repeat(2500)
                         } else {
                             format!("value{i}")
@@ -852,5 +855,70 @@ fn postfix_and_proxymapd_take_over_each_others_berkeley_files() {
                 .unwrap();
             assert_eq!(r.status(), Some(0), "phase {phase} {table}: {probe}");
         }
+    }
+}
+
+#[test]
+fn random_operations_through_proxywrite_match_a_model_and_postmap() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
+    // Thousands of random updates, deletes, lookups and whole walks on a
+    // btree: and a hash: table through proxywrite, against an in-memory
+    // model; at the end Postfix's postmap -s and db5.3_verify agree.
+    let pf = Postfix::start("", "proxy:btree:$data/rb proxy:hash:$data/rh", |_| {});
+    let mut rng = fastrand::Rng::with_seed(14);
+    for (spec, file) in [("btree:$data/rb", "rb.db"), ("hash:$data/rh", "rh.db")] {
+        let table = pf.table(spec);
+        let mut c = Client::connect(&pf.server.proxywrite, true).unwrap();
+        assert_eq!(c.open(&table, VERIFY_OPEN).unwrap().status(), Some(0));
+        let mut model = std::collections::BTreeMap::<String, String>::new();
+        for op in 0..4000 {
+            let key = format!("key{}", rng.u32(0..600));
+            match rng.u32(0..100) {
+                0..=49 => {
+                    let len = if rng.u32(0..20) == 0 {
+                        rng.usize(1000..6000)
+                    } else {
+                        rng.usize(1..40)
+                    };
+                    let value: String = (0..len).map(|_| rng.alphanumeric()).collect();
+                    let r = c
+                        .update(&table, VERIFY_FLAGS, key.as_bytes(), value.as_bytes())
+                        .unwrap();
+                    assert_eq!(r.status(), Some(0), "op {op}");
+                    model.insert(key, value);
+                }
+                50..=74 => {
+                    let r = c.delete(&table, VERIFY_FLAGS, key.as_bytes()).unwrap();
+                    let expected = if model.remove(&key).is_some() { 0 } else { 1 };
+                    assert_eq!(r.status(), Some(expected), "op {op}: delete {key}");
+                }
+                75..=98 => {
+                    let r = c.lookup(&table, VERIFY_FLAGS, key.as_bytes()).unwrap();
+                    match model.get(&key) {
+                        Some(v) => assert_eq!(r.get("value"), Some(v.as_bytes()), "op {op}: {key}"),
+                        None => assert_eq!(r.status(), Some(1), "op {op}: {key}"),
+                    }
+                }
+                _ => {
+                    // A whole walk lists exactly the model.
+                    let mut walked = std::collections::BTreeMap::new();
+                    let mut r = c.sequence(&table, VERIFY_FLAGS, true).unwrap();
+                    while r.status() == Some(0) {
+                        let k = String::from_utf8(r.get("key").unwrap().to_vec()).unwrap();
+                        let v = String::from_utf8(r.get("value").unwrap().to_vec()).unwrap();
+                        assert!(walked.insert(k, v).is_none(), "op {op}: a key twice");
+                        r = c.sequence(&table, VERIFY_FLAGS, false).unwrap();
+                    }
+                    assert_eq!(walked, model, "op {op}: walk");
+                }
+            }
+        }
+        libdb_verifies(&pf.data.join(file));
+        let listed: std::collections::BTreeSet<String> =
+            pf_list(&pf.etc, &table).into_iter().collect();
+        let keys: std::collections::BTreeSet<String> = model.keys().cloned().collect();
+        assert_eq!(listed, keys, "{table}: postmap -s");
     }
 }

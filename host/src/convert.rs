@@ -37,6 +37,9 @@ pub enum ConvertError {
     },
 }
 
+/// Keys and values as stored.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Split `TYPE:NAME`.
 fn split(table: &str) -> Result<(&str, &str), ConvertError> {
     table
@@ -46,7 +49,7 @@ fn split(table: &str) -> Result<(&str, &str), ConvertError> {
 }
 
 /// Every entry of the Berkeley DB table `NAME.db`, as stored.
-fn read_berkeley(name: &str, kind: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConvertError> {
+fn read_berkeley(name: &str, kind: &str) -> Result<Entries, ConvertError> {
     let path = PathBuf::from(format!("{name}.db"));
     let fail = |message: String| ConvertError::Read {
         path: path.clone(),
@@ -79,7 +82,7 @@ fn strip_nul(b: &[u8]) -> &[u8] {
 }
 
 /// Write `entries` as an lmdb file at `path`.
-fn write_lmdb(path: &Path, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+fn write_lmdb(path: &Path, entries: &Entries) -> Result<(), String> {
     let bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
     let map_size = (bytes * 3).max(16 << 20);
     let mut env = Env::open(path, true, map_size).map_err(|e| e.to_string())?;
@@ -97,7 +100,7 @@ fn cdb_hash(key: &[u8]) -> u32 {
 }
 
 /// Write `entries` as a cdb file at `path` (keys and values without NUL).
-fn write_cdb(path: &Path, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+fn write_cdb(path: &Path, entries: &Entries) -> Result<(), String> {
     let mut body = Vec::new();
     let mut slots: Vec<Vec<(u32, u32)>> = vec![Vec::new(); 256];
     let mut offset: u64 = 2048;

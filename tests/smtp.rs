@@ -1016,6 +1016,28 @@ fn smtp_outcomes_are_equal_with_stock_proxymap_standalone_and_master_mode() {
         let mut row = format!("| {name} | {} |", expected.join(" / "));
         for (i, (mode, _)) in runs.iter().enumerate().skip(1) {
             let got = maps[i].get(name);
+            if name.contains("after rebuild") {
+                // The deliberate difference (README): proxymapd answers from
+                // the rebuilt table at once; stock proxymap answers from it
+                // once the process holding the client's connection notices
+                // the change (before its next accept), so either version.
+                let fresh = got.is_some_and(|g| g.iter().any(|l| l.contains("version two")));
+                let stock_ok = expected
+                    .iter()
+                    .any(|l| l.contains("version one") || l.contains("version two"));
+                row.push_str(if fresh {
+                    " version two (fresh) |"
+                } else {
+                    " **stale** |"
+                });
+                if !fresh || !stock_ok {
+                    differences.push(format!(
+                        "{}: {name}: {got:?} must be the rebuilt table's answer (stock {expected:?})",
+                        mode.name()
+                    ));
+                }
+                continue;
+            }
             let same = got == Some(expected);
             row.push_str(if same { " same |" } else { " **differs** |" });
             if !same {

@@ -205,7 +205,16 @@ impl Registry {
     /// never opens anything, so it is cheap enough for the event loop.
     pub fn ready(&self, name: &str, instance_flags: u32, writable: bool) -> Option<OpenTable> {
         let table = self.find(name, instance_flags & flags::INST_MASK, writable)?;
-        let state = table.state.read().unwrap_or_else(|e| e.into_inner());
+        // Called on the event loop: never wait here for an open or reopen
+        // in progress (it may take seconds on a loaded machine, and every
+        // connection of this worker thread would wait with it). A busy
+        // table takes the slow path, which waits for its turn without
+        // holding a thread.
+        let state = match table.state.try_read() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
         match &*state {
             TableState::Open(dict) if !dict.changed() => Some(table.open_table(dict)),
             _ => None,

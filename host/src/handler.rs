@@ -224,10 +224,9 @@ impl Handler {
                     "table {table_name}: open not finished ({err}); answering as for a table that \
                      cannot be opened"
                 );
-                let keep = instance_flags & !(flags::IMPL_MASK | flags::TRY0NULL | flags::TRY1NULL);
                 return Ok((
                     Outcome::status(Status::Ok),
-                    flags::with_request_bits(keep | flags::PATTERN, req.flags),
+                    crate::registry::reply_flags(instance_flags, flags::PATTERN, req.flags),
                 ));
             }
             Err(GateError::Busy) => return Err(busy(&table_name)),

@@ -83,9 +83,16 @@ impl OpenTable {
     /// The table's flags as Postfix reports them: open flags, implementation
     /// and learned NUL bits, with the request's own request bits.
     pub(crate) fn reply_flags(&self, request_flags: u32) -> u32 {
-        let keep = self.open_flags & !(flags::IMPL_MASK | flags::TRY0NULL | flags::TRY1NULL);
-        flags::with_request_bits(keep | self.dict.flags(), request_flags)
+        reply_flags(self.open_flags, self.dict.flags(), request_flags)
     }
+}
+
+/// The flags Postfix reports for a table opened with `open_flags` whose
+/// dict has `dict_flags`: the open flags without implementation and NUL
+/// bits, the dict's own, and the request's request bits.
+pub(crate) fn reply_flags(open_flags: u32, dict_flags: u32, request_flags: u32) -> u32 {
+    let keep = open_flags & !(flags::IMPL_MASK | flags::TRY0NULL | flags::TRY1NULL);
+    flags::with_request_bits(keep | dict_flags, request_flags)
 }
 
 /// All shared tables, and the map types that open them.

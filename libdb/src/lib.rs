@@ -39,9 +39,6 @@ impl std::error::Error for Error {}
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// Whether this build can write Berkeley DB files.
-pub const AVAILABLE: bool = cfg!(not(proxymapd_no_libdb));
-
 #[repr(C)]
 struct RawDb {
     _private: [u8; 0],

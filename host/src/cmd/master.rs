@@ -88,7 +88,7 @@ fn child(options: DaemonOptions) -> Result<()> {
     if !status::is_open(LISTEN_FD) || !status::is_open(STATUS_FD) {
         bail!("descriptors 5 and 6 are not open: proxymapd runs this way only under master(8)");
     }
-    let mut settings = load_settings(&options)?;
+    let settings = load_settings(&options)?;
     if let Some(facility) = settings.postfix_parameter("syslog_facility") {
         logging::set_daemon_facility(facility).map_err(|e| anyhow!(e))?;
     }
@@ -128,7 +128,6 @@ fn child(options: DaemonOptions) -> Result<()> {
         max_use: options.max_use.map(|n| n as usize).filter(|&n| n > 0),
         shutdown_grace: Some(SHUTDOWN_GRACE),
     };
-    settings.proxywrite_socket = None;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

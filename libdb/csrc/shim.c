@@ -8,8 +8,22 @@
  * under the caller's lock, as Postfix's dict_db uses it.
  */
 #include <db.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* libdb's own message for the last failure on this thread (instead of
+ * libdb's default, a line on stderr). */
+static __thread char last_message[256];
+
+static void keep_message(const DB_ENV *env, const char *prefix, const char *msg)
+{
+    (void) env;
+    (void) prefix;
+    snprintf(last_message, sizeof(last_message), "%s", msg);
+}
+
+const char *pm_last_message(void) { return last_message; }
 
 int pm_notfound(void) { return DB_NOTFOUND; }
 int pm_keyexist(void) { return DB_KEYEXIST; }
@@ -23,6 +37,8 @@ int pm_open(const char *path, int btree, int create, int mode, DB **out)
     int err = db_create(&db, 0, 0);
     if (err != 0)
         return err;
+    last_message[0] = 0;
+    db->set_errcall(db, keep_message);
     /* As Postfix's dict_db: its read buffer as cache, 4096 hash elements. */
     if ((err = db->set_cachesize(db, 0, 128 * 1024, 0)) != 0
         || (!btree && (err = db->set_h_nelem(db, 4096)) != 0)) {
@@ -41,7 +57,14 @@ int pm_open(const char *path, int btree, int create, int mode, DB **out)
 
 int pm_close(DB *db) { return db->close(db, 0); }
 
-int pm_sync(DB *db) { return db->sync(db, 0); }
+/* Close without writing the handle's changed pages (they are abandoned). */
+int pm_close_nosync(DB *db) { return db->close(db, DB_NOSYNC); }
+
+int pm_sync(DB *db)
+{
+    last_message[0] = 0;
+    return db->sync(db, 0);
+}
 
 static void dbt_in(DBT *d, const void *p, size_t n)
 {
@@ -52,6 +75,7 @@ static void dbt_in(DBT *d, const void *p, size_t n)
 
 int pm_get(DB *db, const void *k, size_t kl, void **v, size_t *vl)
 {
+    last_message[0] = 0;
     DBT key, val;
     int err;
     dbt_in(&key, k, kl);
@@ -67,6 +91,7 @@ int pm_get(DB *db, const void *k, size_t kl, void **v, size_t *vl)
 
 int pm_put(DB *db, const void *k, size_t kl, const void *v, size_t vl, int nooverwrite)
 {
+    last_message[0] = 0;
     DBT key, val;
     dbt_in(&key, k, kl);
     dbt_in(&val, v, vl);
@@ -75,6 +100,7 @@ int pm_put(DB *db, const void *k, size_t kl, const void *v, size_t vl, int noove
 
 int pm_del(DB *db, const void *k, size_t kl)
 {
+    last_message[0] = 0;
     DBT key;
     dbt_in(&key, k, kl);
     return db->del(db, 0, &key, 0);
@@ -87,6 +113,7 @@ int pm_cursor_close(DBC *c) { return c->close(c); }
 /* The first (first != 0) or next entry under cursor C. */
 int pm_cursor_get(DBC *c, int first, void **k, size_t *kl, void **v, size_t *vl)
 {
+    last_message[0] = 0;
     DBT key, val;
     int err;
     memset(&key, 0, sizeof(key));

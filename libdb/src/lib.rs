@@ -3,12 +3,16 @@
 //! get, put, delete, sync and a cursor that survives updates and deletes
 //! between its steps (verify(8)'s cache clean-up deletes the entry it just
 //! read). Not thread-safe by itself: the caller serialises use, under
-//! Postfix's flock on [`Db::fd`].
+//! Postfix's flock on [`Db::fd`]. A handle opened with
+//! [`Db::open_journaled`] keeps a rollback journal of its writes between
+//! syncs ([`journal`]), so a writer's death never leaves a torn file behind.
 
 #![cfg_attr(proxymapd_no_libdb, allow(dead_code, unused_variables, unused_imports))]
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+pub mod journal;
 
 /// Which access method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,7 @@ extern "C" {
     fn pm_notfound() -> c_int;
     fn pm_keyexist() -> c_int;
     fn pm_strerror(err: c_int) -> *const c_char;
+    fn pm_last_message() -> *const c_char;
     fn pm_free(p: *mut c_void);
     fn pm_open(
         path: *const c_char,
@@ -63,6 +68,7 @@ extern "C" {
         out: *mut *mut RawDb,
     ) -> c_int;
     fn pm_close(db: *mut RawDb) -> c_int;
+    fn pm_close_nosync(db: *mut RawDb) -> c_int;
     fn pm_sync(db: *mut RawDb) -> c_int;
     fn pm_get(
         db: *mut RawDb,
@@ -96,9 +102,14 @@ extern "C" {
 #[cfg(not(proxymapd_no_libdb))]
 fn error(code: c_int) -> Error {
     // SAFETY: db_strerror returns a static or thread-local C string.
-    let message = unsafe { CStr::from_ptr(pm_strerror(code)) }
+    let mut message = unsafe { CStr::from_ptr(pm_strerror(code)) }
         .to_string_lossy()
         .into_owned();
+    // SAFETY: the shim's thread-local buffer, NUL-terminated.
+    let detail = unsafe { CStr::from_ptr(pm_last_message()) }.to_string_lossy();
+    if !detail.is_empty() {
+        message = format!("{message} ({detail})");
+    }
     Error { code, message }
 }
 
@@ -128,6 +139,8 @@ fn take(p: *mut c_void, len: usize) -> Vec<u8> {
 pub struct Db {
     db: *mut RawDb,
     cursor: *mut RawCursor,
+    /// The file and its journal, for journaled handles.
+    journal: Option<(PathBuf, journal::Attachment)>,
 }
 
 // SAFETY: the handle is used by one thread at a time (the caller's lock);
@@ -168,8 +181,28 @@ impl Db {
             Ok(Db {
                 db,
                 cursor: std::ptr::null_mut(),
+                journal: None,
             })
         }
+    }
+
+    /// Open the existing `path` for writing with a rollback journal at
+    /// [`journal::journal_path`]: every sync that succeeds is a commit; a
+    /// handle dropped after a failed write, or a process that dies between
+    /// syncs, leaves the file to be put back by [`journal::recover`]
+    /// (called by the next writer, under the file's exclusive lock, before
+    /// it opens the file).
+    pub fn open_journaled(path: &Path, kind: Kind) -> Result<Db, Error> {
+        journal::install_hooks();
+        let mut db = Db::open(path, kind, false, 0)?;
+        let fd = db.fd()?;
+        let attachment =
+            journal::Attachment::attach(fd, journal::journal_path(path)).map_err(|e| Error {
+                code: e.raw_os_error().unwrap_or(5),
+                message: format!("journal: {e}"),
+            })?;
+        db.journal = Some((path.to_path_buf(), attachment));
+        Ok(db)
     }
 
     /// The descriptor libdb uses for the file (Postfix flocks it).
@@ -252,8 +285,40 @@ impl Db {
         #[cfg(proxymapd_no_libdb)]
         unreachable!("no database can be open");
         #[cfg(not(proxymapd_no_libdb))]
-        // SAFETY: open handle.
-        check(unsafe { pm_sync(self.db) })
+        {
+            // SAFETY: open handle.
+            check(unsafe { pm_sync(self.db) })?;
+            if let Some((_, attachment)) = &self.journal {
+                attachment.commit().map_err(|e| Error {
+                    code: e.raw_os_error().unwrap_or(5),
+                    message: format!("journal commit: {e}"),
+                })?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Close the handle without writing its changed pages, and put the file
+    /// back as it was at the last sync (after a failed update: libdb's
+    /// cache may hold half of it). What the journal did is returned.
+    pub fn discard(mut self) -> std::io::Result<journal::Recovery> {
+        self.close_cursor();
+        // Still attached while closing: libdb may write cached pages as it
+        // closes even so, and those writes must be journaled too.
+        #[cfg(not(proxymapd_no_libdb))]
+        // SAFETY: open handle, closed once (the pointer is cleared).
+        unsafe {
+            pm_close_nosync(self.db)
+        };
+        self.db = std::ptr::null_mut();
+        match self.journal.take() {
+            Some((path, attachment)) => {
+                let recovered = attachment.roll_back(&path);
+                attachment.detach();
+                recovered
+            }
+            None => Ok(journal::Recovery::Clean),
+        }
     }
 
     /// The first entry (`first`) or the one after the cursor's; the cursor
@@ -317,8 +382,21 @@ impl Drop for Db {
         self.close_cursor();
         #[cfg(not(proxymapd_no_libdb))]
         if !self.db.is_null() {
-            // SAFETY: open handle, closed once.
-            unsafe { pm_close(self.db) };
+            if let Some((path, attachment)) = self.journal.take() {
+                // Closing syncs: a clean close is a commit; after a failed
+                // one the file goes back to the last sync.
+                // SAFETY: open handle, closed once.
+                let closed = unsafe { pm_close(self.db) } == 0;
+                let _ = if closed {
+                    attachment.commit()
+                } else {
+                    attachment.roll_back(&path).map(|_| ())
+                };
+                attachment.detach();
+            } else {
+                // SAFETY: open handle, closed once.
+                unsafe { pm_close(self.db) };
+            }
         }
     }
 }
@@ -357,6 +435,92 @@ mod tests {
             assert_eq!(db.get(b"k7").unwrap(), None);
             assert!(db.fd().unwrap() >= 0);
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// db5.3_verify's verdict on `path`, where the tool is installed.
+    fn verifies(path: &Path) -> Option<bool> {
+        std::process::Command::new("db5.3_verify")
+            .arg("-q")
+            .arg(path)
+            .status()
+            .ok()
+            .map(|s| s.success())
+    }
+
+    #[test]
+    fn a_sync_that_fails_half_way_is_rolled_back_to_the_last_commit() {
+        let dir = std::env::temp_dir().join(format!("pm-libdb-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut rolled = 0;
+        for kind in [Kind::Hash, Kind::Btree] {
+            let path = dir.join(format!("{kind:?}.db"));
+            let _ = std::fs::remove_file(&path);
+            drop(Db::open(&path, kind, true, 0o600).unwrap());
+            let mut model = std::collections::BTreeMap::new();
+            let mut db = Db::open_journaled(&path, kind).unwrap();
+            for round in 0..60u32 {
+                // A committed batch, with values that overflow pages and
+                // deletes, so splits, overflow chains and the free list
+                // all change.
+                for i in 0..30u32 {
+                    let key = format!("r{round}k{i}").into_bytes();
+                    let value = if i % 7 == 0 {
+                        vec![b'v'; 1500 + (i as usize) * 10]
+                    } else {
+                        format!("value {round} {i}").into_bytes()
+                    };
+                    db.put(&key, &value, true).unwrap();
+                    model.insert(key, value);
+                }
+                if round > 0 {
+                    for i in (0..30u32).step_by(3) {
+                        let key = format!("r{}k{i}", round - 1).into_bytes();
+                        db.delete(&key).unwrap();
+                        model.remove(&key);
+                    }
+                }
+                db.sync().unwrap();
+                // A batch whose sync fails after a few page writes.
+                for i in 0..30u32 {
+                    db.put(format!("lost{round}k{i}").as_bytes(), &[b'x'; 900], true)
+                        .unwrap();
+                }
+                journal::fault::arm(db.fd().unwrap(), i64::from(round % 5));
+                let failed = db.sync().is_err();
+                journal::fault::disarm();
+                assert!(failed, "round {round}: the sync should have failed");
+                match db.discard().unwrap() {
+                    journal::Recovery::RolledBack { .. } => rolled += 1,
+                    journal::Recovery::Clean => {}
+                    other => panic!("round {round}: {other:?}"),
+                }
+                assert_ne!(verifies(&path), Some(false), "round {round}: {kind:?} torn");
+                db = Db::open_journaled(&path, kind).unwrap();
+                let mut seen = std::collections::BTreeMap::new();
+                let mut entry = db.step(true).unwrap();
+                while let Some((k, v)) = entry {
+                    seen.insert(k, v);
+                    entry = db.step(false).unwrap();
+                }
+                let extra: Vec<_> = seen
+                    .keys()
+                    .filter(|k| !model.contains_key(*k))
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .take(5)
+                    .collect();
+                let missing: Vec<_> = model
+                    .keys()
+                    .filter(|k| !seen.contains_key(*k))
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .take(5)
+                    .collect();
+                assert!(seen == model, "round {round}: {kind:?} differs from the model: extra {extra:?} missing {missing:?} ({} vs {})", seen.len(), model.len());
+            }
+            drop(db);
+            assert!(!journal::journal_path(&path).exists());
+        }
+        assert!(rolled > 60, "only {rolled} rollbacks");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -11,6 +11,12 @@
 //! sees a half-written change. libdb keeps pages in its own cache; when the
 //! file changed under another writer since this handle's last operation
 //! (size or modification time differ), the handle is reopened before use.
+//! Writes are journaled (`proxymapd_libdb::journal`): the old bytes of each
+//! page go to `FILE.db-journal` before libdb overwrites it, and each sync
+//! removes the journal. A writer killed half-way through a sync leaves the
+//! journal behind; the next open or write here, under the exclusive lock,
+//! puts the file back to its last synced state first. A new file is made
+//! under a temporary name and linked into place whole.
 //! Keys are folded with FOLD_FIX and written with a trailing NUL unless the
 //! table already holds them without, as Postfix's dict_db does; the cursor
 //! of `sequence` lives across requests, so verify(8)'s clean-up (read an
@@ -20,11 +26,12 @@ use super::file_lock::{LockStyle, TableLock};
 use super::nul_write::{self, strip_nul, with_nul};
 use super::{fold::fold_fixed, Dict, DictError, Entry, OpenError, OpenParams, SeqStep};
 use crate::flags;
+use proxymapd_libdb::journal::{self, Recovery};
 use proxymapd_libdb::{Db, Kind};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +43,8 @@ const FILE_MODE: u32 = 0o600;
 pub(crate) struct BerkeleyWriter {
     kind: Kind,
     path: PathBuf,
+    /// `FILE.db-journal`.
+    journal: PathBuf,
     /// Our own descriptor of the file, for Postfix's flock.
     lock_file: File,
     lock: TableLock,
@@ -45,9 +54,10 @@ pub(crate) struct BerkeleyWriter {
     replaced: AtomicBool,
 }
 
-/// The libdb handle and the file's stamp after its last operation.
+/// The libdb handle (none after a failed write, until the next operation
+/// opens one) and the file's stamp after its last operation.
 struct Handle {
-    db: Db,
+    db: Option<Db>,
     seen: Option<(u64, i64, i64)>,
 }
 
@@ -83,15 +93,36 @@ impl BerkeleyWriter {
             // Replaced by a rename: the registry reopens by name.
             self.replaced.store(true, Ordering::Relaxed);
         }
-        if state.seen.is_some_and(|seen| seen != stamp(&meta)) {
+        if exclusive && self.journal.exists() {
+            // A writer in another process died between a change and its
+            // sync: put the file back before anyone uses it.
+            state.db = None;
+            recover(&self.path, &self.journal).map_err(|e| self.retry("journal", e))?;
+        }
+        if state.seen.is_some_and(|seen| seen != stamp(&meta)) && state.db.is_some() {
             tracing::debug!(
                 "{}: changed by another writer; reopening",
                 self.path.display()
             );
-            state.db =
-                Db::open(&self.path, self.kind, false, 0).map_err(|e| self.retry("reopen", e))?;
+            state.db = None;
         }
-        let out = op(&mut state.db).map_err(|e| self.retry("database", e));
+        let db = match state.db.as_mut() {
+            Some(db) => db,
+            None => state.db.insert(
+                Db::open_journaled(&self.path, self.kind).map_err(|e| self.retry("reopen", e))?,
+            ),
+        };
+        let out = op(db).map_err(|e| self.retry("database", e));
+        if out.is_err() && exclusive {
+            // libdb's cache may hold half of the failed change: drop the
+            // handle and put the file back to its last sync.
+            if let Some(db) = state.db.take() {
+                match db.discard() {
+                    Ok(done) => log_recovery(&self.path, &done),
+                    Err(e) => tracing::warn!("{}: journal: {e}", self.path.display()),
+                }
+            }
+        }
         state.seen = self.lock_file.metadata().ok().map(|m| stamp(&m));
         out
     }
@@ -179,6 +210,53 @@ impl Dict for BerkeleyWriter {
     }
 }
 
+/// Log what the journal did, when it did something.
+fn log_recovery(path: &Path, done: &Recovery) {
+    match done {
+        Recovery::Clean | Recovery::Empty => {}
+        Recovery::RolledBack { regions, length } => tracing::warn!(
+            "{}: put back to its last complete update after an interrupted write \
+             ({regions} regions restored, {length} bytes)",
+            path.display()
+        ),
+        Recovery::Stale(why) => tracing::warn!(
+            "{}: an interrupted write's journal no longer matches the file ({why}); \
+             kept as {}.stale, file left as it is",
+            path.display(),
+            journal::journal_path(path).display()
+        ),
+    }
+}
+
+/// Roll back an interrupted write, if its journal is there.
+fn recover(path: &Path, journal: &Path) -> std::io::Result<()> {
+    let done = journal::recover(path, journal)?;
+    log_recovery(path, &done);
+    Ok(())
+}
+
+/// Make an empty `kind` database at `path` unless one is there: built
+/// under a temporary name and linked into place, so that nobody ever
+/// opens a half-made file.
+fn create_whole(path: &Path, kind: Kind) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".{}.new", std::process::id()));
+    let temp = PathBuf::from(temp);
+    let _ = std::fs::remove_file(&temp);
+    let made = Db::open(&temp, kind, true, FILE_MODE)
+        .map(drop)
+        .map_err(|e| e.to_string())
+        .and_then(|()| match std::fs::hard_link(&temp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e.to_string()),
+            _ => Ok(()),
+        });
+    let _ = std::fs::remove_file(&temp);
+    made
+}
+
 /// Open `NAME.db` for writing as a `kind` table, creating it when missing.
 pub(crate) fn open(req: &OpenParams<'_>, kind: Kind) -> Result<Arc<dyn Dict>, OpenError> {
     let path = PathBuf::from(format!("{}.db", req.name));
@@ -190,10 +268,16 @@ pub(crate) fn open(req: &OpenParams<'_>, kind: Kind) -> Result<Arc<dyn Dict>, Op
             format!("open database {}: {e}", path.display()),
         )
     };
-    let db = Db::open(&path, kind, true, FILE_MODE).map_err(|e| fail(e.to_string()))?;
+    create_whole(&path, kind).map_err(fail)?;
     let lock_file =
         File::open(&path).map_err(|e| OpenError::io(req.table, &path, "open database", &e))?;
     let lock = TableLock::with_style(lock_file.as_raw_fd(), LockStyle::Flock);
+    let journal = journal::journal_path(&path);
+    let db = {
+        let _exclusive = lock.exclusive().map_err(|e| fail(format!("lock: {e}")))?;
+        recover(&path, &journal).map_err(|e| fail(format!("journal: {e}")))?;
+        Db::open_journaled(&path, kind).map_err(|e| fail(e.to_string()))?
+    };
     let seen = lock_file.metadata().ok().map(|m| stamp(&m));
     let mut nul = req.flags & (flags::TRY0NULL | flags::TRY1NULL);
     if nul == 0 {
@@ -202,9 +286,10 @@ pub(crate) fn open(req: &OpenParams<'_>, kind: Kind) -> Result<Arc<dyn Dict>, Op
     Ok(Arc::new(BerkeleyWriter {
         kind,
         path,
+        journal,
         lock_file,
         lock,
-        state: Mutex::new(Handle { db, seen }),
+        state: Mutex::new(Handle { db: Some(db), seen }),
         nul_flags: AtomicU32::new(nul),
         utf8: req.utf8,
         replaced: AtomicBool::new(false),

@@ -131,6 +131,8 @@ struct Instance {
     etc: PathBuf,
     tables: PathBuf,
     port: u16,
+    /// postscreen's port (its cache is `proxy:btree:`).
+    screen_port: u16,
     standalone: Option<Child>,
 }
 
@@ -159,7 +161,7 @@ fn postfix_ids() -> (u32, u32) {
 }
 
 /// master.cf: the services the cases use, none chrooted.
-fn master_cf(mode: Mode, port: u16, proxymapd: &str) -> String {
+fn master_cf(mode: Mode, port: u16, screen_port: u16, proxymapd: &str) -> String {
     let (read, write) = match mode {
         Mode::Stock => (
             "proxymap   unix  -  -  n  -  -  proxymap".to_string(),
@@ -176,6 +178,8 @@ fn master_cf(mode: Mode, port: u16, proxymapd: &str) -> String {
     };
     format!(
         "127.0.0.1:{port} inet n - n - - smtpd
+127.0.0.1:{screen_port} inet n - n - 1 postscreen
+smtpd     pass  -  -  n  -   -  smtpd
 pickup    unix  n  -  n  60  1  pickup
 cleanup   unix  n  -  n  -   0  cleanup
 qmgr      unix  n  -  n  300 1  qmgr
@@ -219,6 +223,12 @@ impl Instance {
         }
         let t = tables.display().to_string();
         let port = free_port();
+        let screen_port = loop {
+            let p = free_port();
+            if p != port {
+                break p;
+            }
+        };
         let p = |spec: &str| spec.replace("$T", &t);
         let read_maps = p("proxy:cidr:$T/clients.cidr proxy:pcre:$T/helo.pcre \
              proxy:btree:$T/senders proxy:texthash:$T/classes proxy:hash:$T/recipients \
@@ -275,7 +285,11 @@ address_verify_map = proxy:lmdb:{root}/data/verify_cache
 address_verify_poll_count = 1
 proxy_read_maps = {read_maps}
 import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME PROXYMAPD_CACHE_DIR={cache}
-proxy_write_maps = proxy:lmdb:{root}/data/verify_cache proxy:btree:{root}/data/verify_btree
+proxy_write_maps = proxy:lmdb:{root}/data/verify_cache proxy:btree:{root}/data/verify_btree proxy:btree:$data_directory/postscreen_cache
+postscreen_cache_map = proxy:btree:$data_directory/postscreen_cache
+postscreen_access_list =
+postscreen_greet_action = enforce
+postscreen_greet_wait = 1s
 ",
             root = root.display(),
             cache = cache.display(),
@@ -284,7 +298,7 @@ proxy_write_maps = proxy:lmdb:{root}/data/verify_cache proxy:btree:{root}/data/v
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_proxymapd"));
         std::fs::write(
             etc.join("master.cf"),
-            master_cf(mode, port, &master::command_for_master()),
+            master_cf(mode, port, screen_port, &master::command_for_master()),
         )
         .unwrap();
         for (name, text) in TABLES {
@@ -310,6 +324,7 @@ proxy_write_maps = proxy:lmdb:{root}/data/verify_cache proxy:btree:{root}/data/v
             etc,
             tables,
             port,
+            screen_port,
             standalone: None,
         };
         warm_plugin_cache(&exe, &instance.etc, cache);
@@ -398,6 +413,38 @@ proxy_write_maps = proxy:lmdb:{root}/data/verify_cache proxy:btree:{root}/data/v
         lines.sort();
         lines.dedup();
         lines
+    }
+
+    /// postscreen's verdicts and warnings, in order, without time stamps,
+    /// process ids, client ports and timings.
+    fn postscreen_log(&self) -> Vec<String> {
+        let maillog = std::fs::read_to_string(self.root.join("maillog"))
+            .unwrap_or_default()
+            .replace(&self.root.display().to_string(), "$ROOT");
+        maillog
+            .lines()
+            .filter(|line| line.contains("/postscreen["))
+            .filter_map(|line| line.split_once("]: ").map(|(_, text)| text))
+            .filter(|text| !text.starts_with("CONNECT") && !text.starts_with("DISCONNECT"))
+            .map(|text| {
+                let mut out = String::new();
+                let mut rest = text;
+                // "[127.0.0.5]:40312" -> "[127.0.0.5]"; "after 0.01" -> "after T".
+                while let Some(at) = rest.find("]:") {
+                    out.push_str(&rest[..at + 1]);
+                    rest = rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_digit());
+                }
+                out.push_str(rest);
+                match out.find(" after ") {
+                    Some(at) => {
+                        let tail = &out[at + 7..];
+                        let end = tail.find(' ').unwrap_or(tail.len());
+                        format!("{} after T{}", &out[..at], &tail[end..])
+                    }
+                    None => out,
+                }
+            })
+            .collect()
     }
 
     /// Wait until the queue is empty (all mail delivered or bounced).
@@ -559,16 +606,21 @@ fn tcp_from(source: &str, port: u16) -> std::io::Result<TcpStream> {
 }
 
 impl Smtp {
-    /// Connect from `source` (any 127.x address) and read the greeting.
-    fn connect_as(port: u16, source: &str) -> (Smtp, String) {
+    /// Connect from `source` (any 127.x address), reading nothing yet.
+    fn open(port: u16, source: &str) -> Smtp {
         let stream = tcp_from(source, port).expect("connect to smtpd");
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
-        let mut smtp = Smtp {
+        Smtp {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
-        };
+        }
+    }
+
+    /// Connect from `source` (any 127.x address) and read the greeting.
+    fn connect_as(port: u16, source: &str) -> (Smtp, String) {
+        let mut smtp = Smtp::open(port, source);
         let greeting = smtp.reply();
         (smtp, greeting)
     }
@@ -698,6 +750,38 @@ fn cases() -> Vec<Case> {
     all
 }
 
+/// A Berkeley DB file written through proxywrite: whether mail_owner owns
+/// it, its mode, and whether db5.3_verify passes.
+fn berkeley_file_state(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let verified = Command::new("db5.3_verify").arg(path).output().unwrap();
+    format!(
+        "uid {} mode {:o} verify {}",
+        if meta.uid() == postfix_ids().0 {
+            "mail_owner"
+        } else {
+            "other"
+        },
+        meta.mode() & 0o777,
+        verified.status.success()
+    )
+}
+
+/// A client that sends EHLO before postscreen's greeting, then tries to
+/// send mail: the replies it gets.
+fn talk_first(port: u16, source: &str) -> Vec<String> {
+    let mut smtp = Smtp::open(port, source);
+    let _ = smtp.writer.write_all(b"EHLO early.e2e.test\r\n");
+    // postscreen's "220-" line and its answer to the early EHLO come as
+    // one multi-line reply.
+    let mut replies = vec![smtp.reply()];
+    replies.push(smtp.command("MAIL FROM:<early@e2e.test>"));
+    replies.push(smtp.command("RCPT TO:<alice@v.test>"));
+    replies.push(smtp.command("QUIT"));
+    replies
+}
+
 /// Run the verify cases until each settles (450 while the probe runs).
 fn settle_verify(port: u16, case: &Case) -> Vec<String> {
     let start = Instant::now();
@@ -761,6 +845,48 @@ fn exercise(mode: Mode, cache: &Path) -> Run {
             },
             meta.mode() & 0o777
         )],
+    );
+
+    // postscreen with its cache on proxy:btree: (written through
+    // proxywrite): a new client waits out the pregreet test and is cached,
+    // the same client again is passed from the cache, a client that talks
+    // first is refused; then what postscreen logged and what the cache
+    // file holds.
+    for name in [
+        "postscreen: new client passes the pregreet test",
+        "postscreen: the same client again, from the cache",
+    ] {
+        let mut c = case(name, "alice@v.test");
+        c.source = "127.0.0.5";
+        record(name, send(pf.screen_port, &c));
+    }
+    record(
+        "postscreen: a client that talks before the greeting",
+        talk_first(pf.screen_port, "127.0.0.6"),
+    );
+    // postlogd writes the last verdict a moment after the reply.
+    let start = Instant::now();
+    let mut screen_log = pf.postscreen_log();
+    while !screen_log.iter().any(|l| l.starts_with("NOQUEUE"))
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        screen_log = pf.postscreen_log();
+    }
+    record("postscreen: what it logged", screen_log);
+    let screen_cache = pf.root.join("data/postscreen_cache.db");
+    let listed = pf.postmap(&[
+        "-s",
+        &format!("btree:{}", pf.root.join("data/postscreen_cache").display()),
+    ]);
+    let mut keys: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    keys.sort();
+    record(
+        "postscreen: cache keys, owner, mode, db5.3_verify",
+        vec![keys.join(" "), berkeley_file_state(&screen_cache)],
     );
 
     // A table rebuilt while running: the next session sees the new rule.
@@ -833,21 +959,9 @@ fn exercise(mode: Mode, cache: &Path) -> Run {
         settled.insert(0, format!("first: {}", first.join(" / ")));
         record(name, settled);
     }
-    let btree = pf.root.join("data/verify_btree.db");
-    let meta = std::fs::metadata(&btree).expect("the btree verify cache exists");
-    let verified = Command::new("db5.3_verify").arg(&btree).output().unwrap();
     record(
         "verify btree: cache owner, mode, db5.3_verify",
-        vec![format!(
-            "uid {} mode {:o} verify {}",
-            if meta.uid() == postfix_ids().0 {
-                "mail_owner"
-            } else {
-                "other"
-            },
-            meta.mode() & 0o777,
-            verified.status.success()
-        )],
+        vec![berkeley_file_state(&pf.root.join("data/verify_btree.db"))],
     );
 
     // 20 parallel clients × 20 messages.

@@ -6,8 +6,11 @@
 //! (`--sandbox`), measured as server `proxymapd-plugin`. Besides the
 //! 100,000-entry key/value tables, a 500-rule regexp table and a
 //! 10,000-line cidr table ([`super::pattern_tables`]) are measured, both
-//! served by proxymapd's plugins. A smoke mode only checks that every server
-//! gives identical answers and no errors.
+//! served by proxymapd's plugins. The proxywrite service is measured on a
+//! `btree:` table ([`WRITE_TABLES`]: updates as verify(8) sends them, then
+//! lookups on the table they filled) at C = 1 and 8, each server on its own
+//! file. A smoke mode only checks that every server gives identical answers
+//! and no errors.
 
 use super::load::{self, LoadSpec, Mode};
 use super::pattern_tables;
@@ -43,6 +46,8 @@ pub struct Options {
     pub miss_ratio: f64,
     /// Only check answers and errors with a few hundred requests.
     pub smoke: bool,
+    /// Measure only the proxywrite tables (and the echo ceiling).
+    pub write_only: bool,
 }
 
 /// One measured table: its label in reports, map type and source file in
@@ -53,8 +58,12 @@ pub struct BenchTable {
     pub label: &'static str,
     /// Map type.
     pub map_type: &'static str,
-    /// Source file name in the tables directory.
+    /// Source file name in the tables directory (for proxywrite tables,
+    /// the file name in each server's data directory).
     pub file: &'static str,
+    /// On the proxywrite service, with this request; `None`: lookups on the
+    /// proxymap service.
+    pub write: Option<Mode>,
 }
 
 const fn bench_table(
@@ -66,8 +75,33 @@ const fn bench_table(
         label,
         map_type,
         file,
+        write: None,
     }
 }
+
+const fn write_table(label: &'static str, mode: Mode) -> BenchTable {
+    BenchTable {
+        label,
+        map_type: "btree",
+        file: "wcache",
+        write: Some(mode),
+    }
+}
+
+/// The proxywrite measurements: verify(8)'s updates (synced, replacing),
+/// then lookups on the table they filled.
+pub const WRITE_TABLES: [BenchTable; 2] = [
+    write_table("btree-write-update", Mode::Update),
+    write_table("btree-write-lookup", Mode::Lookup),
+];
+
+/// Concurrency levels of the proxywrite measurements (Postfix runs one
+/// proxywrite process; verify and postscreen are one client each).
+pub const WRITE_CONCURRENCY: [usize; 2] = [1, 8];
+
+/// The flags verify(8) sends with every request on its cache:
+/// UTF8_REQUEST | OPEN_LOCK | SYNC_UPDATE | DUP_REPLACE.
+const VERIFY_FLAGS: u32 = 0x90180;
 
 /// The tables measured; `cdb`, `regexp` and `cidr` are served by
 /// proxymapd's WebAssembly plugins, the others natively.
@@ -137,6 +171,7 @@ fn start_proxymapd(
     work: &Path,
     name: &str,
     maps: &str,
+    write_maps: &str,
     extra: &[&str],
 ) -> Result<(ChildGuard, PathBuf)> {
     let etc = work.join(name).join("etc");
@@ -145,7 +180,8 @@ fn start_proxymapd(
     std::fs::write(
         etc.join("main.cf"),
         format!(
-            "queue_directory = {}\ncompatibility_level = 3.6\nproxy_read_maps = {maps}\n",
+            "queue_directory = {}\ncompatibility_level = 3.6\nproxy_read_maps = {maps}\n\
+             proxy_write_maps = {write_maps}\n",
             queue.display()
         ),
     )?;
@@ -188,6 +224,9 @@ pub struct Servers {
     sandboxed_socket: PathBuf,
     echo: ChildGuard,
     echo_socket: PathBuf,
+    /// The proxywrite table of each server (`btree:` files of their own).
+    postfix_write_table: String,
+    ours_write_table: String,
     /// Keys present in the key/value tables.
     pub keys: Arc<Vec<Vec<u8>>>,
     /// Keys for the regexp table (a third match, the rest miss).
@@ -213,17 +252,36 @@ impl Servers {
             .map(|t| format!("proxy:{}:{}", t.map_type, tables_dir.join(t.file).display()))
             .collect();
         let maps = maps.join(" ");
-        let postfix = PrivatePostfix::start(&work.join("postfix"), &maps, "")?;
+        // Each server writes its own file, in a directory mail_owner owns.
+        let postfix_write_table = format!("btree:{}", work.join("postfix/data/wcache").display());
+        let ours_data = work.join("proxymapd/data");
+        std::fs::create_dir_all(&ours_data)?;
+        let (uid, gid) = super::postfix::postfix_uid_gid()?;
+        std::os::unix::fs::chown(&ours_data, Some(uid), Some(gid))
+            .context("chown proxymapd's data directory to postfix")?;
+        let ours_write_table = format!("btree:{}", ours_data.join("wcache").display());
+        let postfix = PrivatePostfix::start(
+            &work.join("postfix"),
+            &maps,
+            &format!("proxy:{postfix_write_table}"),
+        )?;
         postmap(&postfix.config, &format!("lmdb:{}", virt.display()))?;
         postmap(&postfix.config, &format!("cdb:{}", virt.display()))?;
         postmap(&postfix.config, &format!("hash:{}", virt.display()))?;
-        let (ours, ours_socket) = start_proxymapd(opts, &work, "proxymapd", &maps, &[])?;
+        let (ours, ours_socket) = start_proxymapd(
+            opts,
+            &work,
+            "proxymapd",
+            &maps,
+            &format!("proxy:{ours_write_table}"),
+            &[],
+        )?;
         let sandbox: Vec<&str> = PLUGIN_TABLES
             .iter()
             .flat_map(|t| ["--sandbox", *t])
             .collect();
         let (sandboxed, sandboxed_socket) =
-            start_proxymapd(opts, &work, "proxymapd-plugin", &maps, &sandbox)?;
+            start_proxymapd(opts, &work, "proxymapd-plugin", &maps, "", &sandbox)?;
         let echo_socket = work.join("echo.sock");
         let echo = ChildGuard(
             spawn_tied(
@@ -243,6 +301,8 @@ impl Servers {
             sandboxed_socket,
             echo,
             echo_socket,
+            postfix_write_table,
+            ours_write_table,
             keys: Arc::new(keys),
             regexp_keys: Arc::new(regexp_keys),
             cidr_keys: Arc::new(cidr_keys),
@@ -250,7 +310,14 @@ impl Servers {
         })
     }
 
-    fn table(&self, table: &BenchTable) -> String {
+    fn table(&self, server: &str, table: &BenchTable) -> String {
+        if table.write.is_some() {
+            return if server == "postfix" {
+                self.postfix_write_table.clone()
+            } else {
+                self.ours_write_table.clone()
+            };
+        }
         format!(
             "{}:{}",
             table.map_type,
@@ -268,8 +335,17 @@ impl Servers {
         }
     }
 
-    fn endpoint(&self, server: &str) -> (PathBuf, Target) {
+    fn endpoint(&self, server: &str, write: bool) -> (PathBuf, Target) {
+        let proxywrite = |socket: &Path| socket.with_file_name("proxywrite");
         match server {
+            "postfix" if write => (
+                proxywrite(&self.postfix.socket()),
+                Target::Comm("proxymap".into()),
+            ),
+            "proxymapd" if write => (
+                proxywrite(&self.ours_socket),
+                Target::Pids(vec![self.ours.0.id()]),
+            ),
             "postfix" => (self.postfix.socket(), Target::Comm("proxymap".into())),
             "proxymapd" => (
                 self.ours_socket.clone(),
@@ -288,18 +364,27 @@ impl Servers {
 
     fn spec(&self, server: &str, table: &BenchTable, c: usize, opts: &Options) -> LoadSpec {
         let (keys, add_misses) = self.keys_for(table);
+        let write = table.write.is_some();
         LoadSpec {
-            socket: self.endpoint(server).0,
+            socket: self.endpoint(server, write).0,
             greeting: true,
             instance_flags: None,
             concurrency: c,
             duration: Some(opts.duration),
             requests: None,
-            table: self.table(table),
-            flags: flags::LOCK | flags::FOLD_FIX,
+            table: self.table(server, table),
+            flags: if write {
+                VERIFY_FLAGS
+            } else {
+                flags::LOCK | flags::FOLD_FIX
+            },
             keys,
-            miss_ratio: if add_misses { opts.miss_ratio } else { 0.0 },
-            mode: Mode::Lookup,
+            miss_ratio: if add_misses && table.write != Some(Mode::Update) {
+                opts.miss_ratio
+            } else {
+                0.0
+            },
+            mode: table.write.unwrap_or(Mode::Lookup),
         }
     }
 
@@ -317,7 +402,7 @@ impl Servers {
             duration: Some(Duration::from_millis(300)),
             ..spec.clone()
         })?;
-        let target = self.endpoint(server).1;
+        let target = self.endpoint(server, table.write.is_some()).1;
         let me = Target::Pids(vec![std::process::id()]);
         let (report, before, after) =
             load::run_sampled(&spec, || (procstat::sample(&target), procstat::sample(&me)))?;
@@ -355,7 +440,7 @@ impl Servers {
                 .collect();
             probe.extend((0..50).map(|i| format!("nobody{i}@nowhere.example").into_bytes()));
             probe.extend(keys.iter().take(50).map(|k| k.to_ascii_uppercase()));
-            let table = self.table(bench);
+            let table = self.table("postfix", bench);
             let flags = flags::LOCK | flags::FOLD_FIX;
             let theirs = load::answers(&self.postfix.socket(), true, &table, flags, &probe)?;
             let mut ours = load::answers(&self.ours_socket, true, &table, flags, &probe)?;
@@ -404,7 +489,47 @@ impl Servers {
                 probe.len()
             ));
         }
+        lines.push(self.smoke_write()?);
         Ok(lines)
+    }
+
+    /// Smoke check of the proxywrite table: the same 300 updates (one
+    /// client, so the same keys) to each server's file, then the same
+    /// answers to lookups of updated and missing keys.
+    fn smoke_write(&self) -> Result<String> {
+        let [update, lookup] = &WRITE_TABLES;
+        let mut answers = Vec::new();
+        for server in ["postfix", "proxymapd"] {
+            let spec = LoadSpec {
+                duration: None,
+                requests: Some(300),
+                ..self.spec(server, update, 1, &smoke_defaults())
+            };
+            let report = load::run(&spec)?;
+            if report.errors() != 0 || report.requests != 300 {
+                bail!(
+                    "{server} proxywrite: {} errors in {} updates",
+                    report.errors(),
+                    report.requests
+                );
+            }
+            let probe: Vec<Vec<u8>> = self.keys.iter().take(2_000).cloned().collect();
+            let (socket, _) = self.endpoint(server, true);
+            answers.push(load::answers(
+                &socket,
+                true,
+                &self.table(server, lookup),
+                VERIFY_FLAGS,
+                &probe,
+            )?);
+        }
+        if answers[0] != answers[1] {
+            bail!("proxywrite btree: answers differ after the same updates");
+        }
+        let hits = answers[0].iter().filter(|(s, _)| *s == 0).count();
+        Ok(format!(
+            "btree proxywrite: 300 updates each at C=1, 0 errors; 2,000 lookups identical ({hits} hits)"
+        ))
     }
 }
 
@@ -419,6 +544,7 @@ fn smoke_defaults() -> Options {
         entries: 0,
         miss_ratio: 0.1,
         smoke: true,
+        write_only: false,
     }
 }
 
@@ -428,7 +554,13 @@ pub fn run(opts: &Options, servers: &Servers, mut progress: impl FnMut(&Row)) ->
     let mut rows = Vec::new();
     for &c in &opts.concurrency {
         for rep in 0..opts.repetitions {
-            for table in &TABLES {
+            let read_tables: &[BenchTable] = if opts.write_only { &[] } else { &TABLES };
+            let write_tables: &[BenchTable] = if WRITE_CONCURRENCY.contains(&c) {
+                &WRITE_TABLES
+            } else {
+                &[]
+            };
+            for table in read_tables.iter().chain(write_tables) {
                 let order = if rep % 2 == 0 {
                     ["postfix", "proxymapd"]
                 } else {

@@ -18,7 +18,8 @@ pub struct PrivatePostfix {
     data: PathBuf,
 }
 
-fn postfix_uid_gid() -> Result<(u32, u32)> {
+/// The postfix account's user and group ids.
+pub(crate) fn postfix_uid_gid() -> Result<(u32, u32)> {
     let text = std::fs::read_to_string("/etc/passwd")?;
     for line in text.lines() {
         let f: Vec<&str> = line.split(':').collect();

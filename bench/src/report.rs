@@ -179,6 +179,30 @@ pub fn headline(rows: &[Row], c: usize) -> String {
     format!("At C = {c}: {}.", parts.join("; "))
 }
 
+/// Headline sentence for the proxywrite `btree:` table at each measured
+/// concurrency level (empty without such rows).
+pub fn write_headline(rows: &[Row]) -> String {
+    let mut parts = Vec::new();
+    for t in super::harness::WRITE_TABLES.map(|t| t.label) {
+        for c in super::harness::WRITE_CONCURRENCY {
+            if let (Some(ours), Some(pf)) =
+                (find(rows, "proxymapd", t, c), find(rows, "postfix", t, c))
+            {
+                parts.push(format!(
+                    "{t} at C = {c}: {:.0} req/s, {:.2}× Postfix, p99 {:.2}× Postfix's",
+                    ours.rps,
+                    ours.rps / pf.rps,
+                    ours.p99_us / pf.p99_us
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("Proxywrite, btree: — {}.", parts.join("; "))
+}
+
 const COLORS: [(&str, &str, &str); 14] = [
     ("postfix", "texthash", "#d62728"),
     ("postfix", "lmdb", "#ff7f0e"),

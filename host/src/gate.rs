@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// An operation that takes this long (a plugin's default time limit) marks
 /// its table slow: far beyond what a healthy table's lookup takes, since
@@ -66,6 +66,11 @@ impl Default for TableLimits {
 /// Bounds the blocking work of one table name.
 pub struct TableGate {
     permits: Arc<Semaphore>,
+    /// One change (update, delete, sequence step) at a time, in the order
+    /// the requests came: they take the table's file lock exclusively
+    /// anyway, and waiting here, in turn, keeps the slowest of them close
+    /// to the others instead of leaving them to the lock's lottery.
+    changes: Arc<Semaphore>,
     wait: Duration,
     /// Milliseconds since [`epoch`] until which the table counts as slow.
     slow_until: AtomicU64,
@@ -87,6 +92,7 @@ impl TableGate {
     pub(crate) fn new(limits: TableLimits) -> TableGate {
         TableGate {
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            changes: Arc::new(Semaphore::new(1)),
             wait: limits.wait,
             slow_until: AtomicU64::new(0),
         }
@@ -119,6 +125,23 @@ impl TableGate {
         self.run_in_turn(work, true).await
     }
 
+    /// Like [`TableGate::run`] for a change to the table: changes take
+    /// their turns one at a time, first come first served.
+    pub(crate) async fn run_change<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GateError> {
+        let change = self.turn(&self.changes).await?;
+        self.run_in_turn(
+            move || {
+                let _change = change;
+                work()
+            },
+            true,
+        )
+        .await
+    }
+
     /// Like [`TableGate::run`] for opening the table, which never marks it
     /// slow: an open's cost (compiling a plugin the first time, reading a
     /// large file) is paid once and says nothing of the lookups after it.
@@ -129,18 +152,23 @@ impl TableGate {
         self.run_in_turn(work, false).await
     }
 
+    /// A permit of `permits`, waited for about `wait`: jittered (±25 %),
+    /// so that clients which all came at once to a hanging table do not
+    /// all get their RETRY, and come back, at once.
+    async fn turn(&self, permits: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, GateError> {
+        let wait = self.wait.mul_f64(0.75 + fastrand::f64() / 2.0);
+        tokio::time::timeout(wait, permits.clone().acquire_owned())
+            .await
+            .map_err(|_| GateError::Busy)?
+            .map_err(|_| GateError::Busy)
+    }
+
     async fn run_in_turn<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
         marks_slow: bool,
     ) -> Result<T, GateError> {
-        // Jittered (±25 %), so that clients which all came at once to a
-        // hanging table do not all get their RETRY, and come back, at once.
-        let wait = self.wait.mul_f64(0.75 + fastrand::f64() / 2.0);
-        let turn = tokio::time::timeout(wait, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| GateError::Busy)?
-            .map_err(|_| GateError::Busy)?;
+        let turn = self.turn(&self.permits).await?;
         let started = Instant::now();
         // The turn is held until the work ends, even when the request that
         // started it has gone: the table's share stays bounded.

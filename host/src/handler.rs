@@ -277,7 +277,13 @@ impl Handler {
             outcome
         } else {
             let t = table.clone();
-            match table.gate.run(move || run(&t, &req, request_flags)).await {
+            let work = move || run(&t, &req, request_flags);
+            let done = if kind == RequestKind::Lookup {
+                table.gate.run(work).await
+            } else {
+                table.gate.run_change(work).await
+            };
+            match done {
                 Ok(outcome) => outcome,
                 Err(GateError::Busy) => return Err(busy(&table_name)),
                 Err(err) => {

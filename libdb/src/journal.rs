@@ -10,12 +10,15 @@
 //! descriptor through untouched except those of handles with a journal
 //! attached. For those, before the first change of each region of the file
 //! since the last commit, the region's old bytes go to `FILE-journal`
-//! (created at that moment), followed by a hash of the bytes about to be
-//! written; only then does the write happen. The handle's owner commits
-//! after each completed sync by removing the journal. A journal that exists
-//! when a writer opens the file is therefore the trace of a writer that
-//! died between a change and its commit: [`recover`] writes the old bytes
-//! back, cuts the file to its old length and removes the journal.
+//! followed by a hash of the bytes about to be written; only then does the
+//! write happen. The handle's owner commits after each completed sync by
+//! clearing the journal's header (one small write: the journal file stays,
+//! so a commit costs no file creation or removal). A journal with a valid
+//! header when a writer opens the file is therefore the trace of a writer
+//! that died between a change and its commit: [`recover`] writes the old
+//! bytes back, cuts the file to its old length and clears the header. Each
+//! epoch has a random number of its own in its header and in every record's
+//! checksum, so records of earlier epochs further down the file never count.
 //!
 //! The guarantee is against the death of the process (kill -9, an OOM kill,
 //! an abort): the kernel keeps every write a process made, in order. The
@@ -31,15 +34,16 @@
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-const MAGIC: &[u8; 8] = b"PMJRNL01";
-const HEADER_LEN: usize = 8 + 8 * 3 + 8;
+const MAGIC: &[u8; 8] = b"PMJRNL02";
+/// Magic, epoch number, old length, device, inode, checksum.
+const HEADER_LEN: usize = 8 + 8 * 4 + 8;
 const TAG_OLD: u8 = 1;
 const TAG_WRITTEN: u8 = 2;
 const TAG_CUT: u8 = 3;
@@ -49,8 +53,8 @@ const TAG_CUT: u8 = 3;
 pub enum Recovery {
     /// No journal: the last writer finished.
     Clean,
-    /// A journal without a complete header or record of old bytes: the
-    /// writer died before changing the file. Removed.
+    /// A journal with a header and no change recorded: the writer died
+    /// before changing the file. Cleared.
     Empty,
     /// The file was put back: `regions` regions rewritten, length restored
     /// to `length`.
@@ -83,9 +87,27 @@ fn checksum(parts: &[&[u8]]) -> [u8; 8] {
     out
 }
 
+/// A number for a new epoch, different from every earlier one.
+fn epoch_number() -> u64 {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut h = blake3::Hasher::new();
+    h.update(&now.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&count.to_le_bytes());
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
 /// One open journal: the changes since the last commit.
 struct Epoch {
-    file: File,
+    /// This epoch's number (in the header and every record's checksum).
+    number: u64,
+    /// Where the next record goes.
+    end: u64,
     /// The data file's length when the epoch began.
     old_length: u64,
     /// Regions of `[0, old_length)` whose old bytes are saved, as sorted,
@@ -94,44 +116,50 @@ struct Epoch {
 }
 
 impl Epoch {
-    fn begin(path: &Path, data: &File) -> io::Result<Epoch> {
+    fn begin(journal: &File, data: &File) -> io::Result<Epoch> {
         let meta = data.metadata()?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
+        let number = epoch_number();
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&number.to_le_bytes());
         header.extend_from_slice(&meta.size().to_le_bytes());
         header.extend_from_slice(&meta.dev().to_le_bytes());
         header.extend_from_slice(&meta.ino().to_le_bytes());
         let sum = checksum(&[&header]);
         header.extend_from_slice(&sum);
-        file.write_all(&header)?;
+        journal.write_all_at(&header, 0)?;
         Ok(Epoch {
-            file,
+            number,
+            end: HEADER_LEN as u64,
             old_length: meta.size(),
             saved: Vec::new(),
         })
     }
 
-    fn record(&mut self, tag: u8, offset: u64, length: u64, payload: &[u8]) -> io::Result<()> {
+    /// One record's bytes.
+    fn record(&self, tag: u8, offset: u64, length: u64, payload: &[u8]) -> Vec<u8> {
         let mut head = [0u8; 17];
         head[0] = tag;
         head[1..9].copy_from_slice(&offset.to_le_bytes());
         head[9..17].copy_from_slice(&length.to_le_bytes());
-        let sum = checksum(&[&head, payload]);
+        let sum = checksum(&[&self.number.to_le_bytes(), &head, payload]);
         let mut rec = Vec::with_capacity(head.len() + payload.len() + sum.len());
         rec.extend_from_slice(&head);
         rec.extend_from_slice(payload);
         rec.extend_from_slice(&sum);
-        self.file.write_all(&rec)
+        rec
     }
 
-    /// Save the old bytes of `[start, end)` that are not saved yet.
-    fn save(&mut self, data: &File, start: u64, end: u64) -> io::Result<()> {
+    /// Append records (one write).
+    fn append(&mut self, journal: &File, records: &[u8]) -> io::Result<()> {
+        journal.write_all_at(records, self.end)?;
+        self.end += records.len() as u64;
+        Ok(())
+    }
+
+    /// Records of the old bytes of `[start, end)` that are not saved yet,
+    /// appended to `out`.
+    fn save(&mut self, data: &File, start: u64, end: u64, out: &mut Vec<u8>) -> io::Result<()> {
         let end = end.min(self.old_length);
         let mut cursor = start;
         let mut gaps = Vec::new();
@@ -150,7 +178,7 @@ impl Epoch {
         for (s, e) in gaps {
             let mut old = vec![0u8; (e - s) as usize];
             data.read_exact_at(&mut old, s)?;
-            self.record(TAG_OLD, s, e - s, &old)?;
+            out.extend_from_slice(&self.record(TAG_OLD, s, e - s, &old));
             self.saved.push((s, e));
         }
         self.saved.sort_unstable();
@@ -173,39 +201,106 @@ impl Epoch {
 struct Attached {
     users: usize,
     path: PathBuf,
+    /// The journal file, opened at the first change and kept.
+    journal: Option<File>,
     epoch: Option<Epoch>,
+    /// Why the journal cannot be created (its directory is not writable):
+    /// writes then go ahead unprotected, as libdb alone would make them.
+    unprotected: Option<String>,
+    /// Whether `unprotected` was reported.
+    reported: bool,
 }
 
 type FileKey = (u64, u64);
 
 impl Attached {
     fn before_write(&mut self, data: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        let epoch = self.epoch(data)?;
+        let Some((journal, epoch)) = self.epoch(data)? else {
+            return Ok(());
+        };
+        let mut records = Vec::new();
         let end = offset + bytes.len() as u64;
         if offset < epoch.old_length {
-            epoch.save(data, offset, end)?;
+            epoch.save(data, offset, end, &mut records)?;
         }
-        epoch.record(
+        records.extend_from_slice(&epoch.record(
             TAG_WRITTEN,
             offset,
             bytes.len() as u64,
             blake3::hash(bytes).as_bytes(),
-        )
+        ));
+        epoch.append(journal, &records)
     }
 
     fn before_cut(&mut self, data: &File, length: u64) -> io::Result<()> {
-        let epoch = self.epoch(data)?;
+        let Some((journal, epoch)) = self.epoch(data)? else {
+            return Ok(());
+        };
+        let mut records = Vec::new();
         if length < epoch.old_length {
-            epoch.save(data, length, epoch.old_length)?;
+            epoch.save(data, length, epoch.old_length, &mut records)?;
         }
-        epoch.record(TAG_CUT, length, 0, &[])
+        records.extend_from_slice(&epoch.record(TAG_CUT, length, 0, &[]));
+        epoch.append(journal, &records)
     }
 
-    fn epoch(&mut self, data: &File) -> io::Result<&mut Epoch> {
+    /// The journal and its open epoch, begun now if need be; `None` when
+    /// the journal cannot be created for lack of permission.
+    fn epoch(&mut self, data: &File) -> io::Result<Option<(&File, &mut Epoch)>> {
         if self.epoch.is_none() {
-            self.epoch = Some(Epoch::begin(&self.path, data)?);
+            match self.journal_file() {
+                Ok(()) => self.unprotected = None,
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    if self.unprotected.is_none() {
+                        self.reported = false;
+                    }
+                    self.unprotected = Some(format!("create {}: {e}", self.path.display()));
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+            let journal = self.journal.as_ref().expect("just opened");
+            self.epoch = Some(Epoch::begin(journal, data)?);
         }
-        Ok(self.epoch.as_mut().expect("just set"))
+        match (&self.journal, &mut self.epoch) {
+            (Some(journal), Some(epoch)) => Ok(Some((journal, epoch))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Open (or create) the journal unless the open one is still the file
+    /// at its path (an operator may have removed it, a recovery renamed
+    /// it).
+    fn journal_file(&mut self) -> io::Result<()> {
+        if let Some(open) = &self.journal {
+            let at_path = std::fs::metadata(&self.path)
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            let meta = open.metadata()?;
+            if at_path == Some((meta.dev(), meta.ino())) {
+                return Ok(());
+            }
+        }
+        self.journal = Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&self.path)?,
+        );
+        Ok(())
+    }
+
+    /// End the epoch: clear the header.
+    fn commit(&mut self) -> io::Result<()> {
+        if self.epoch.take().is_some() {
+            if let Some(journal) = &self.journal {
+                journal.write_all_at(&[0u8; 8], 0)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -359,34 +454,46 @@ impl Attachment {
                 .or_insert_with(|| Attached {
                     users: 0,
                     path: path.clone(),
+                    journal: None,
                     epoch: None,
+                    unprotected: None,
+                    reported: false,
                 })
                 .users += 1;
         });
         Ok(Attachment { key, path })
     }
 
-    /// Take the open epoch, if any.
-    fn take_epoch(&self) -> Option<Epoch> {
-        with_registry(|map| map.get_mut(&self.key).and_then(|a| a.epoch.take()))
-    }
-
     /// The file is complete again (synced): forget the saved bytes.
     pub(crate) fn commit(&self) -> io::Result<()> {
-        match self.take_epoch() {
-            Some(epoch) => {
-                drop(epoch.file);
-                std::fs::remove_file(&self.path)
-            }
+        with_registry(|map| match map.get_mut(&self.key) {
+            Some(a) => a.commit(),
             None => Ok(()),
-        }
+        })
     }
 
     /// Put the file back as it was at the last commit (the handle that
     /// wrote it is closed without syncing first).
     pub(crate) fn roll_back(&self, data_path: &Path) -> io::Result<Recovery> {
-        drop(self.take_epoch());
+        with_registry(|map| {
+            if let Some(a) = map.get_mut(&self.key) {
+                a.epoch = None;
+            }
+        });
         recover(data_path, &self.path)
+    }
+
+    /// Why writes to the file go unjournaled, the first time it is asked
+    /// after that began (for one log line, not one per write).
+    pub(crate) fn unprotected(&self) -> Option<String> {
+        with_registry(|map| {
+            let a = map.get_mut(&self.key)?;
+            if a.reported {
+                return None;
+            }
+            a.reported = true;
+            a.unprotected.clone()
+        })
     }
 
     /// Stop journalling for this handle.
@@ -427,7 +534,7 @@ fn parse(bytes: &[u8]) -> Option<(u64, u64, u64, Vec<Record>)> {
         return None;
     }
     let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    let (old_length, dev, ino) = (word(8), word(16), word(24));
+    let (number, old_length, dev, ino) = (word(8), word(16), word(24), word(32));
     let mut records = Vec::new();
     let mut at = HEADER_LEN;
     // Records up to the first incomplete one: the writer died while
@@ -437,13 +544,15 @@ fn parse(bytes: &[u8]) -> Option<(u64, u64, u64, Vec<Record>)> {
         let offset = word(at + 1);
         let length = word(at + 9);
         let payload = match tag {
-            TAG_OLD => length as usize,
+            TAG_OLD if length <= bytes.len() as u64 => length as usize,
             TAG_WRITTEN => 32,
             TAG_CUT => 0,
             _ => break,
         };
         let end = at + 17 + payload;
-        if end + 8 > bytes.len() || checksum(&[&bytes[at..end]]) != bytes[end..end + 8] {
+        if end + 8 > bytes.len()
+            || checksum(&[&number.to_le_bytes(), &bytes[at..end]]) != bytes[end..end + 8]
+        {
             break;
         }
         let body = &bytes[at + 17..end];
@@ -502,9 +611,26 @@ fn foreign_change(data: &File, records: &[Record]) -> io::Result<Option<String>>
     Ok(None)
 }
 
+/// Whether `journal` records an epoch that was never committed.
+pub fn pending(journal: &Path) -> bool {
+    let mut header = [0u8; HEADER_LEN];
+    File::open(journal)
+        .and_then(|f| f.read_exact_at(&mut header, 0))
+        .is_ok()
+        && parse(&header).is_some()
+}
+
+/// Clear the journal's header: nothing is pending any more.
+fn clear(journal: &Path) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal)?
+        .write_all_at(&[0u8; 8], 0)
+}
+
 /// Put `data_path` back as it was before the changes `journal` records, if
-/// the journal exists. The caller holds the file's exclusive lock, so no
-/// writer is live.
+/// it records an epoch never committed. The caller holds the file's
+/// exclusive lock, so no writer is live.
 pub fn recover(data_path: &Path, journal: &Path) -> io::Result<Recovery> {
     let mut bytes = Vec::new();
     match File::open(journal) {
@@ -515,8 +641,7 @@ pub fn recover(data_path: &Path, journal: &Path) -> io::Result<Recovery> {
         Err(e) => return Err(e),
     }
     let Some((old_length, dev, ino, records)) = parse(&bytes) else {
-        std::fs::remove_file(journal)?;
-        return Ok(Recovery::Empty);
+        return Ok(Recovery::Clean);
     };
     let data = match std::fs::OpenOptions::new()
         .read(true)
@@ -533,11 +658,8 @@ pub fn recover(data_path: &Path, journal: &Path) -> io::Result<Recovery> {
     if (meta.dev(), meta.ino()) != (dev, ino) {
         return set_aside(journal, "the file was replaced".into());
     }
-    if !records.iter().any(|r| matches!(r, Record::Old { .. }))
-        && !records.iter().any(|r| matches!(r, Record::Written { .. }))
-        && meta.size() == old_length
-    {
-        std::fs::remove_file(journal)?;
+    if records.is_empty() && meta.size() == old_length {
+        clear(journal)?;
         return Ok(Recovery::Empty);
     }
     if let Some(why) = foreign_change(&data, &records)? {
@@ -552,7 +674,7 @@ pub fn recover(data_path: &Path, journal: &Path) -> io::Result<Recovery> {
     }
     data.set_len(old_length)?;
     data.sync_all()?;
-    std::fs::remove_file(journal)?;
+    clear(journal)?;
     Ok(Recovery::RolledBack {
         regions,
         length: old_length,
@@ -569,6 +691,7 @@ fn set_aside(journal: &Path, why: String) -> io::Result<Recovery> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("pm-journal-{}-{name}", std::process::id()));
@@ -615,7 +738,7 @@ mod tests {
         // A committed change stays.
         hooked_write(&file, 4096, &[7u8; 4096]);
         att.commit().unwrap();
-        assert!(!jpath.exists());
+        assert!(!pending(&jpath));
         let committed = std::fs::read(&path).unwrap();
         // An interrupted one: two pages rewritten (one twice), the file
         // grown, then cut below its old length.
@@ -625,7 +748,7 @@ mod tests {
         hooked_write(&file, 16384, &[4u8; 4096]);
         // SAFETY: test descriptor.
         assert_eq!(unsafe { journalled_ftruncate(file.as_raw_fd(), 6000) }, 0);
-        assert!(jpath.exists());
+        assert!(pending(&jpath));
         att.detach();
         drop(file);
         match recover(&path, &jpath).unwrap() {
@@ -633,8 +756,26 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(std::fs::read(&path).unwrap(), committed);
-        assert!(!jpath.exists());
+        assert!(!pending(&jpath));
         assert_eq!(recover(&path, &jpath).unwrap(), Recovery::Clean);
+        // A shorter epoch over the same journal file: the longer epoch's
+        // records further down never count (the rollback touches page 0
+        // only; had page 8192's old record counted, the foreign-change
+        // check would refuse).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let att = Attachment::attach(file.as_raw_fd(), jpath.clone()).unwrap();
+        hooked_write(&file, 0, &[8u8; 4096]);
+        att.detach();
+        drop(file);
+        match recover(&path, &jpath).unwrap() {
+            Recovery::RolledBack { regions, .. } => assert_eq!(regions, 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), committed);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

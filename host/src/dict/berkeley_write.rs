@@ -13,9 +13,10 @@
 //! (size or modification time differ), the handle is reopened before use.
 //! Writes are journaled (`proxymapd_libdb::journal`): the old bytes of each
 //! page go to `FILE.db-journal` before libdb overwrites it, and each sync
-//! removes the journal. A writer killed half-way through a sync leaves the
-//! journal behind; the next open or write here, under the exclusive lock,
-//! puts the file back to its last synced state first. A new file is made
+//! clears the journal. A writer killed half-way through a sync leaves the
+//! journal pending; the next open here, or the next write after the file
+//! changed under another writer, puts the file back to its last synced
+//! state first, under the exclusive lock. A new file is made
 //! under a temporary name and linked into place whole.
 //! Keys are folded with FOLD_FIX and written with a trailing NUL unless the
 //! table already holds them without, as Postfix's dict_db does; the cursor
@@ -77,14 +78,47 @@ impl BerkeleyWriter {
         exclusive: bool,
         op: impl FnOnce(&mut Db) -> Result<T, proxymapd_libdb::Error>,
     ) -> Result<T, DictError> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.with_db_if(exclusive, true, op)
+            .expect("a waiting call always runs")
+    }
+
+    /// [`Self::with_db`]; without `wait`, `None` instead of waiting for the
+    /// handle or a shared lock held elsewhere.
+    fn with_db_if<T>(
+        &self,
+        exclusive: bool,
+        wait: bool,
+        op: impl FnOnce(&mut Db) -> Result<T, proxymapd_libdb::Error>,
+    ) -> Option<Result<T, DictError>> {
+        let mut state = if wait {
+            self.state.lock().unwrap_or_else(|e| e.into_inner())
+        } else {
+            self.state.try_lock().ok()?
+        };
         let _shared;
         let _exclusive;
         if exclusive {
-            _exclusive = self.lock.exclusive().map_err(|e| self.retry("lock", e))?;
+            _exclusive = match self.lock.exclusive() {
+                Ok(guard) => guard,
+                Err(e) => return Some(Err(self.retry("lock", e))),
+            };
         } else {
-            _shared = self.lock.shared(true).map_err(|e| self.retry("lock", e))?;
+            _shared = match self.lock.shared(wait) {
+                Ok(Some(guard)) => guard,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(self.retry("lock", e))),
+            };
         }
+        Some(self.locked(&mut state, exclusive, op))
+    }
+
+    /// The body of [`Self::with_db_if`], under the handle and the lock.
+    fn locked<T>(
+        &self,
+        state: &mut Handle,
+        exclusive: bool,
+        op: impl FnOnce(&mut Db) -> Result<T, proxymapd_libdb::Error>,
+    ) -> Result<T, DictError> {
         let meta = self
             .lock_file
             .metadata()
@@ -93,13 +127,15 @@ impl BerkeleyWriter {
             // Replaced by a rename: the registry reopens by name.
             self.replaced.store(true, Ordering::Relaxed);
         }
-        if exclusive && self.journal.exists() {
+        let changed = state.seen.is_some_and(|seen| seen != stamp(&meta));
+        if exclusive && changed && journal::pending(&self.journal) {
             // A writer in another process died between a change and its
-            // sync: put the file back before anyone uses it.
+            // sync (it changed the file, so the stamp moved): put the file
+            // back before anyone uses it.
             state.db = None;
             recover(&self.path, &self.journal).map_err(|e| self.retry("journal", e))?;
         }
-        if state.seen.is_some_and(|seen| seen != stamp(&meta)) && state.db.is_some() {
+        if changed && state.db.is_some() {
             tracing::debug!(
                 "{}: changed by another writer; reopening",
                 self.path.display()
@@ -113,6 +149,17 @@ impl BerkeleyWriter {
             ),
         };
         let out = op(db).map_err(|e| self.retry("database", e));
+        if let Some(why) = db.unprotected() {
+            tracing::warn!(
+                "{}: writes are not protected against a crash ({why}); let proxymapd's \
+                 user write to {}",
+                self.path.display(),
+                self.path
+                    .parent()
+                    .unwrap_or_else(|| Path::new("/"))
+                    .display()
+            );
+        }
         if out.is_err() && exclusive {
             // libdb's cache may hold half of the failed change: drop the
             // handle and put the file back to its last sync.
@@ -123,7 +170,12 @@ impl BerkeleyWriter {
                 }
             }
         }
-        state.seen = self.lock_file.metadata().ok().map(|m| stamp(&m));
+        // A read leaves the file as it was.
+        state.seen = if exclusive {
+            self.lock_file.metadata().ok().map(|m| stamp(&m))
+        } else {
+            Some(stamp(&meta))
+        };
         out
     }
 
@@ -140,6 +192,13 @@ impl Dict for BerkeleyWriter {
     fn lookup(&self, key: &[u8], req_flags: u32) -> Result<Option<Vec<u8>>, DictError> {
         let key = self.key(key, req_flags);
         self.with_db(false, |db| {
+            nul_write::get(&self.nul_flags, &key, |k| db.get(k))
+        })
+    }
+
+    fn try_lookup(&self, key: &[u8], req_flags: u32) -> Option<Result<Option<Vec<u8>>, DictError>> {
+        let key = self.key(key, req_flags);
+        self.with_db_if(false, false, |db| {
             nul_write::get(&self.nul_flags, &key, |k| db.get(k))
         })
     }

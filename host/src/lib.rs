@@ -24,3 +24,4 @@ pub mod plugin;
 pub mod privileges;
 pub mod registry;
 pub mod server;
+pub(crate) mod sql;

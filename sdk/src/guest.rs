@@ -50,6 +50,13 @@ pub fn granted_file(request: &crate::OpenRequest) -> Result<(String, u64), crate
     Ok((path, size))
 }
 
+/// Statements on the database the table's configuration names (SQL map
+/// types; the plugin's manifest says `database = "sqlite"`). The host owns
+/// the connections and escapes [`sql::Piece::Escaped`] values for them.
+pub mod sql {
+    pub use super::bindings::proxymapd::dict::sql::{query, Piece, Rows, SqlError};
+}
+
 /// Log through proxymapd, attributed to the plugin and table.
 pub mod log {
     use super::host::{log, Level};

@@ -24,6 +24,7 @@ pub(crate) use bindings::exports::proxymapd::dict::dict::{
     Error as WitError, OpenRequest as WitOpenRequest, SeqStep as WitSeqStep,
 };
 use bindings::proxymapd::dict::host::{Host, Level};
+use bindings::proxymapd::dict::sql;
 
 /// Per-instance state the host functions see.
 pub(crate) struct HostState {
@@ -34,6 +35,8 @@ pub(crate) struct HostState {
     table: Arc<str>,
     /// The files this table may read, by index.
     files: Arc<GrantedFiles>,
+    /// The database this table's configuration names (SQL map types).
+    database: Option<Arc<dyn crate::sql::Database>>,
 }
 
 /// The files granted to one table, read once and shared by all of the
@@ -170,6 +173,32 @@ fn read_granted(path: &std::path::Path, flock: bool) -> std::io::Result<Vec<u8>>
     Ok(data)
 }
 
+// The sql interface: statements on the table's own database, nothing else.
+impl sql::Host for HostState {
+    fn query(&mut self, statement: Vec<sql::Piece>) -> Result<sql::Rows, sql::SqlError> {
+        let Some(database) = &self.database else {
+            return Err(sql::SqlError::NotPermitted(format!(
+                "table {} has no database (plugin {} declares none in its manifest)",
+                self.table, self.plugin
+            )));
+        };
+        let pieces: Vec<crate::sql::Piece> = statement
+            .into_iter()
+            .map(|p| match p {
+                sql::Piece::Text(t) => crate::sql::Piece::Text(t),
+                sql::Piece::Escaped(v) => crate::sql::Piece::Escaped(v),
+            })
+            .collect();
+        match database.query(&pieces) {
+            Ok(rows) => Ok(sql::Rows {
+                columns: rows.columns,
+                cells: rows.cells,
+            }),
+            Err(e) => Err(sql::SqlError::Unavailable(e.to_string())),
+        }
+    }
+}
+
 /// What an instance needs to start.
 pub(crate) struct InstanceSpec {
     /// The pre-linked component.
@@ -180,6 +209,8 @@ pub(crate) struct InstanceSpec {
     pub table: Arc<str>,
     /// Granted files.
     pub files: Arc<GrantedFiles>,
+    /// The table's database (SQL map types only).
+    pub database: Option<Arc<dyn crate::sql::Database>>,
     /// Memory limit in bytes.
     pub memory_bytes: usize,
     /// Epoch ticks a call may take.
@@ -225,6 +256,7 @@ impl Instance {
             plugin: spec.plugin.clone(),
             table: spec.table.clone(),
             files: spec.files.clone(),
+            database: spec.database.clone(),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);

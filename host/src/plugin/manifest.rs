@@ -11,6 +11,8 @@
 //! files = true                  # false: tables read no file at all
 //! file_lock = "none"            # "flock": copy the file under a shared flock(2),
 //!                               # as Postfix locks Berkeley DB tables
+//! database = "sqlite"           # a SQL map type: each table may run statements
+//!                               # on the database its .cf file names
 //! ```
 
 use serde::Deserialize;
@@ -76,6 +78,8 @@ pub(crate) struct Manifest {
     /// Hold a shared flock(2) on the table file while the host reads it,
     /// so a writer that locks (postmap on Berkeley DB files) is waited for.
     pub flock: bool,
+    /// The database backend of a SQL map type (none for the others).
+    pub database: Option<crate::sql::Backend>,
 }
 
 impl Default for Manifest {
@@ -88,6 +92,7 @@ impl Default for Manifest {
             file_suffix: String::new(),
             files: true,
             flock: false,
+            database: None,
         }
     }
 }
@@ -102,6 +107,7 @@ struct Raw {
     file_suffix: Option<String>,
     files: Option<bool>,
     file_lock: Option<String>,
+    database: Option<String>,
 }
 
 impl Manifest {
@@ -124,6 +130,15 @@ impl Manifest {
             instances: raw.instances.unwrap_or(d.instances),
             file_suffix: raw.file_suffix.unwrap_or(d.file_suffix),
             files: raw.files.unwrap_or(d.files),
+            database: match raw.database.as_deref() {
+                None => None,
+                Some(name) => Some(crate::sql::Backend::from_name(name).ok_or_else(|| {
+                    bad(
+                        "database",
+                        &format!("unknown database \"{name}\"; use \"sqlite\""),
+                    )
+                })?),
+            },
             flock: match raw.file_lock.as_deref() {
                 None | Some("none") => false,
                 Some("flock") => true,

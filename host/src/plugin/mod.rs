@@ -350,10 +350,21 @@ impl PluginHost {
             .call_timeout_ms
             .div_ceil(TICK.as_millis() as u64)
             + 1;
+        // A SQL map type's table reaches the database its own .cf names,
+        // read here by the host (a table that cannot get it gets its
+        // surrogate, with the reason).
+        let database = match (plugin.manifest.database, files.first()) {
+            (Some(backend), Some(cf)) => Some(
+                crate::sql::open_for_table(backend, cf)
+                    .map_err(|e| OpenError::new(req.table, e))?,
+            ),
+            _ => None,
+        };
         let spec = InstanceSpec {
             pre: plugin.pre.clone(),
             plugin: plugin.name.as_str().into(),
             table: req.table.into(),
+            database,
             files: Arc::new(GrantedFiles::new(files.clone()).with_flock(plugin.manifest.flock)),
             memory_bytes: plugin.manifest.memory_bytes,
             deadline_ticks: ticks,

@@ -1,5 +1,6 @@
 //! The plugins carried inside the `proxymapd` binary: the map types built
-//! from `plugins/` (cdb, cidr, regexp, pcre, hash and its alias btree),
+//! from `plugins/` (cdb, cidr, regexp, pcre, sqlite, hash and its alias
+//! btree),
 //! embedded from `host/shipped-plugins/`, where `sdk/ship-plugins.sh` writes
 //! them. They are the last place the plugin host looks, so a plugin
 //! directory adds to or overrides them; the test command rebuilds them from
@@ -34,6 +35,7 @@ pub(crate) const SHIPPED: &[ShippedPlugin] = &[
     shipped!("hash", "hash"),
     shipped!("pcre", "pcre"),
     shipped!("regexp", "regexp"),
+    shipped!("sqlite", "sqlite"),
 ];
 
 /// The shipped plugin for map type `name`.

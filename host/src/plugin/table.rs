@@ -217,7 +217,10 @@ impl PluginTable {
     /// Promote the table to event-loop lookups after a run of fast calls.
     fn note_duration(&self, took: std::time::Duration) {
         if took <= FAST_CALL {
-            if self.fast_streak.fetch_add(1, Ordering::Relaxed) + 1 >= PROMOTE_AFTER {
+            // A table with a database waits on it: never on the event loop.
+            if self.spec.database.is_none()
+                && self.fast_streak.fetch_add(1, Ordering::Relaxed) + 1 >= PROMOTE_AFTER
+            {
                 self.inline.store(true, Ordering::Relaxed);
             }
         } else {

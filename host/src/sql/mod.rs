@@ -1,0 +1,82 @@
+//! Databases for the SQL map types: the host side of the WIT `sql`
+//! interface. A SQL plugin's table names its database in its own `.cf`
+//! file; the host reads that file itself ([`open_for_table`]), finds or
+//! opens the shared connection pool for that database, and hands the
+//! plugin nothing but the ability to run statements on it. Pools are
+//! shared by every table naming the same database and live as long as one
+//! of those tables does.
+
+mod sqlite;
+
+use proxymapd_sqlcommon::cf::CfFile;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Which database a plugin's tables use (manifest key `database`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// SQLite files, opened read-only.
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a manifest names.
+    pub(crate) fn from_name(name: &str) -> Option<Backend> {
+        match name {
+            "sqlite" => Some(Backend::Sqlite),
+            _ => None,
+        }
+    }
+}
+
+/// A piece of a statement ([`Piece::Escaped`] goes through the
+/// connection's escaping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// Text sent as it is.
+    Text(Vec<u8>),
+    /// A value to escape.
+    Escaped(Vec<u8>),
+}
+
+/// A statement's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Rows {
+    /// Cells per row.
+    pub columns: u32,
+    /// The cells, row after row; `None` for NULL.
+    pub cells: Vec<Option<Vec<u8>>>,
+}
+
+/// Why a statement returned nothing (the message is logged by the caller
+/// and passed to the plugin).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SqlError {
+    /// The statement failed or the database is out of reach.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// One table's database.
+pub(crate) trait Database: Send + Sync {
+    /// Run one statement.
+    fn query(&self, statement: &[Piece]) -> Result<Rows, SqlError>;
+}
+
+/// The database named by the `.cf` file at `cf_path` (the table's name),
+/// for a table of a `backend` plugin. `Err` says what to fix, naming the
+/// file.
+pub(crate) fn open_for_table(
+    backend: Backend,
+    cf_path: &Path,
+) -> Result<Arc<dyn Database>, String> {
+    let text = std::fs::read(cf_path)
+        .map_err(|e| format!("open {}: {}", cf_path.display(), crate::dict::strerror(&e)))?;
+    let cf = CfFile::parse(&cf_path.display().to_string(), &text).map_err(|e| e.0)?;
+    match backend {
+        Backend::Sqlite => {
+            let dbpath = cf.string("dbpath", "", 1, 0).map_err(|e| e.0)?;
+            Ok(sqlite::pool(Path::new(&dbpath))?)
+        }
+    }
+}

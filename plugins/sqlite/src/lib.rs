@@ -1,0 +1,166 @@
+//! sqlite:/etc/postfix/NAME.cf — Postfix's SQLite tables as a proxymapd
+//! plugin. The plugin reads the `.cf` file (granted file 0) and does what
+//! Postfix's dict_sqlite does around the database: fold the key, apply the
+//! `domain` filter, expand `query` (or the legacy fields), and join the
+//! first column of every row through `result_format`, with
+//! `expansion_limit`. The statement runs on the host, which opened the
+//! file the `.cf` names (`dbpath`) read-only and quotes key parts as
+//! `%q` does. Keys that are not UTF-8 are not looked up (as Postfix 3.7's
+//! sqlite unless SMTPUTF8 is on).
+
+use proxymapd_sdk::sql::{self, Piece, SqlError};
+use proxymapd_sdk::{flags, fold, log, read_file, Error, MapType, OpenRequest};
+use proxymapd_sqlcommon::cf::CfFile;
+use proxymapd_sqlcommon::domain::{DomainList, Sources, Verdict};
+use proxymapd_sqlcommon::legacy;
+use proxymapd_sqlcommon::template::{self, Assembly, Context, Kind, Template};
+
+/// Where a `domain` list's files and tables would come from: not granted
+/// to this plugin yet, so such lists refuse to open.
+struct NoSources;
+
+impl Sources for NoSources {
+    fn file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        Err(format!(
+            "domain: file {path}: files in a domain list are not supported by this proxymapd yet"
+        ))
+    }
+
+    fn lookup(&mut self, table: &str, _key: &str) -> Result<Option<Vec<u8>>, String> {
+        Err(format!(
+            "domain: table {table}: tables in a domain list are not supported by this proxymapd yet"
+        ))
+    }
+}
+
+/// An open sqlite: table.
+pub struct SqliteTable {
+    /// The `.cf` file's path (Postfix names tables by it in messages).
+    path: String,
+    ctx: Context,
+    query: Template,
+    result: Template,
+    expansion_limit: usize,
+    domain: Option<DomainList>,
+    utf8: bool,
+}
+
+fn config(e: impl std::fmt::Display) -> Error {
+    Error::Config(e.to_string())
+}
+
+impl MapType for SqliteTable {
+    fn open(request: &OpenRequest) -> Result<Self, Error> {
+        let path = request
+            .files
+            .first()
+            .cloned()
+            .ok_or_else(|| config("no configuration file was granted"))?;
+        let text = read_file(0).map_err(|e| config(format!("open {path}: {e}")))?;
+        let cf = CfFile::parse(&path, &text).map_err(config)?;
+        for warning in &cf.warnings {
+            log::warning(warning);
+        }
+        let query = match cf.get("query") {
+            Some(q) => q.to_string(),
+            None => legacy::build_query(&cf).map_err(config)?,
+        };
+        let result_format = cf.string("result_format", "%s", 1, 0).map_err(config)?;
+        let expansion_limit = cf.int("expansion_limit", 0, 0, 0).map_err(config)?;
+        let domain = cf.string("domain", "", 0, 0).map_err(config)?;
+        let domain = if domain.is_empty() {
+            None
+        } else {
+            Some(DomainList::parse(&domain, &mut NoSources).map_err(config)?)
+        };
+        let mut ctx = Context::default();
+        let query = Template::parse(&query, Kind::Query, &mut ctx, &path).map_err(config)?;
+        let result =
+            Template::parse(&result_format, Kind::Result, &mut ctx, &path).map_err(config)?;
+        Ok(SqliteTable {
+            path,
+            ctx,
+            query,
+            result,
+            expansion_limit: usize::try_from(expansion_limit).unwrap_or(0),
+            domain,
+            utf8: request.utf8,
+        })
+    }
+
+    fn flags(&self) -> u32 {
+        flags::FIXED
+    }
+
+    fn lookup(&self, key: &[u8], request_flags: u32) -> Result<Option<Vec<u8>>, Error> {
+        if !self.utf8 && std::str::from_utf8(key).is_err() {
+            return Ok(None);
+        }
+        let key = fold::fold_fixed(key, request_flags, self.utf8);
+        if let Some(domain) = &self.domain {
+            match domain.check(&key, &mut NoSources) {
+                Verdict::Query => {}
+                Verdict::Skip => return Ok(None),
+                Verdict::Error(e) => return Err(Error::Retry(e)),
+            }
+        }
+        match self.ctx.admits(&key) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(warning) => {
+                log::warning(&format!("table \"sqlite:{}\": {warning}", self.path));
+                return Ok(None);
+            }
+        }
+        let pieces: Vec<Piece> = self
+            .ctx
+            .expand_query(&self.query, &key)
+            .into_iter()
+            .map(|p| match p {
+                template::Piece::Text(t) => Piece::Text(t),
+                template::Piece::Escaped(v) => Piece::Escaped(v),
+            })
+            .collect();
+        let rows = match sql::query(&pieces) {
+            Ok(rows) => rows,
+            Err(SqlError::Unavailable(m) | SqlError::NotPermitted(m)) => {
+                log::warning(&format!("dict_sqlite_lookup: {}: {m}", self.path));
+                return Err(Error::Retry(m));
+            }
+        };
+        // Postfix's sqlite reads the first column only.
+        let columns = rows.columns.max(1) as usize;
+        let first = rows
+            .cells
+            .chunks(columns)
+            .map(|row| row.first().and_then(|c| c.as_deref()));
+        let mut warnings = Vec::new();
+        let assembled = template::assemble(
+            &self.ctx,
+            &self.result,
+            first,
+            &key,
+            self.expansion_limit,
+            &format!("sqlite:{}", self.path),
+            &mut warnings,
+        );
+        for warning in &warnings {
+            log::warning(warning);
+        }
+        match assembled {
+            Assembly::Value(v) if v.is_empty() => Ok(None),
+            Assembly::Value(v) => Ok(Some(v)),
+            Assembly::LimitExceeded => {
+                let message = format!(
+                    "dict_sqlite_lookup: {}: Expansion limit exceeded for key '{}'",
+                    self.path,
+                    String::from_utf8_lossy(&key)
+                );
+                log::warning(&message);
+                Err(Error::Retry(message))
+            }
+        }
+    }
+}
+
+proxymapd_sdk::export_map_type!(SqliteTable);

@@ -9,7 +9,7 @@ set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(postfix postfix-lmdb postfix-cdb postfix-pcre postfix-sqlite lmdb-utils db5.3-util gcc libc6-dev make util-linux systemd libdb5.3-dev libsqlite3-dev sqlite3)
+packages=(postfix postfix-lmdb postfix-cdb postfix-pcre postfix-sqlite lmdb-utils db5.3-util gcc libc6-dev make util-linux systemd libdb5.3-dev libsqlite3-dev sqlite3 postgresql postfix-pgsql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
 //! SQL map types against Postfix's own clients: every case is a `.cf` file
 //! and a set of keys, looked up by the real `postmap -q -` directly (Postfix
-//! 3.7's sqlite client) and through proxymapd (`proxy:sqlite:`); the output
-//! and exit status must be identical. The corpus covers Postfix's template
+//! 3.7's sqlite and pgsql clients) and through proxymapd (`proxy:sqlite:`,
+//! `proxy:pgsql:` against a private PostgreSQL); the output and exit status
+//! must be identical. The corpus covers Postfix's template
 //! expansions (`%s %u %d %1-%9 %S %U %D %%`), which keys are never queried,
 //! result_format, expansion_limit, several rows and columns, NULL and empty
 //! values, quotes, backslashes, `%` and injection attempts in keys, UTF-8
@@ -37,58 +38,64 @@ CREATE TABLE domains (name TEXT, label TEXT);
 INSERT INTO domains VALUES ('example.com', 'two-labels'), ('mx.example.com', 'three-labels');
 ";
 
-/// `(file name, .cf text)`; `$DB` is the database path.
+/// `(file name, .cf text)`; `$DB` is replaced by the connect settings.
 const CASES: &[(&str, &str)] = &[
-    ("plain.cf", "dbpath = $DB\nquery = SELECT dest FROM users WHERE address='%s'\n"),
+    (
+        "plain.cf",
+        "$DB\nquery = SELECT dest FROM users WHERE address='%s'\n",
+    ),
     (
         "parts.cf",
-        "dbpath = $DB\nquery = SELECT 'u=%u d=%d s=%s S=%S U=%U D=%D 1=%1 2=%2 pct=%%'\n",
+        "$DB\nquery = SELECT 'u=%u d=%d s=%s S=%S U=%U D=%D 1=%1 2=%2 pct=%%'\n",
     ),
     (
         "labels.cf",
-        "dbpath = $DB\nquery = SELECT label FROM domains WHERE name='%2.%1'\n",
+        "$DB\nquery = SELECT label FROM domains WHERE name='%2.%1'\n",
     ),
     (
         "format.cf",
-        "dbpath = $DB\nquery = SELECT dest FROM users WHERE address='%s'\n\
+        "$DB\nquery = SELECT dest FROM users WHERE address='%s'\n\
          result_format = [%s|%u|%d|%S|%U|%D|%1|%%]\n",
     ),
     (
         "pooled.cf",
-        "dbpath = $DB\nquery = SELECT dest FROM users WHERE address='%s'\n\
+        "$DB\nquery = SELECT dest FROM users WHERE address='%s'\n\
          result_format = %U+%u at %d for %D\n",
     ),
     (
         "limit1.cf",
-        "dbpath = $DB\nquery = SELECT dest FROM users WHERE address='%s'\nexpansion_limit = 1\n",
+        "$DB\nquery = SELECT dest FROM users WHERE address='%s'\nexpansion_limit = 1\n",
     ),
     (
         "limit3.cf",
-        "dbpath = $DB\nquery = SELECT dest FROM users WHERE address='%s'\nexpansion_limit = 3\n",
+        "$DB\nquery = SELECT dest FROM users WHERE address='%s'\nexpansion_limit = 3\n",
     ),
     (
         "columns.cf",
-        "dbpath = $DB\nquery = SELECT extra, dest, n FROM users WHERE address='%s'\n",
+        "$DB\nquery = SELECT extra, dest, n FROM users WHERE address='%s'\n",
     ),
-    ("numbers.cf", "dbpath = $DB\nquery = SELECT n FROM users WHERE address='%s'\n"),
-    ("echo.cf", "dbpath = $DB\nquery = SELECT '[%s]'\n"),
+    (
+        "numbers.cf",
+        "$DB\nquery = SELECT n FROM users WHERE address='%s'\n",
+    ),
+    ("echo.cf", "$DB\nquery = SELECT '[%s]'\n"),
     (
         "multi-statement.cf",
-        "dbpath = $DB\nquery = SELECT 'first-%s'; SELECT 'second-%s'\n",
+        "$DB\nquery = SELECT 'first-%s'; SELECT 'second-%s'\n",
     ),
     (
         "domain.cf",
-        "dbpath = $DB\nquery = SELECT dest FROM users WHERE address='%s'\n\
+        "$DB\nquery = SELECT dest FROM users WHERE address='%s'\n\
          domain = example.com, !bad.example.com EXAMPLE.ORG\n",
     ),
     (
         "legacy.cf",
-        "dbpath = $DB\ntable = users\nselect_field = dest\nwhere_field = address\n\
+        "$DB\ntable = users\nselect_field = dest\nwhere_field = address\n\
          additional_conditions = AND dest <> ''\n",
     ),
     (
         "continued.cf",
-        "# a comment\ndbpath = $DB\nquery = SELECT dest\n  FROM users\n# between\n  WHERE address='%s'\n",
+        "# a comment\n$DB\nquery = SELECT dest\n  FROM users\n# between\n  WHERE address='%s'\n",
     ),
 ];
 
@@ -104,7 +111,6 @@ fn keys() -> Vec<String> {
         "back\\slash@example.com",
         "pct%s@example.com",
         "grüße@example.com",
-        "utf8val@example.com",
         "Upper@Example.com",
         "example.com",
         "sub.example.com",
@@ -137,21 +143,19 @@ fn make_database(path: &Path) {
     assert!(out.status.success(), "sqlite3: {out:?}");
 }
 
-#[test]
-fn sqlite_tables_answer_through_proxymapd_as_postfix_reads_them() {
-    if common::skip_without(&[Need::Postfix]) {
-        return;
-    }
+/// Serve every case of the corpus as `TYPE:` tables whose connect
+/// settings are `connect`, and compare each with Postfix's direct answers.
+fn run_corpus(map_type: &str, connect: &str, setup: impl FnOnce(&Path)) -> (Postfix, usize) {
     let maps: Vec<String> = CASES
         .iter()
-        .map(|(file, _)| format!("proxy:sqlite:$data/{file}"))
+        .map(|(file, _)| format!("proxy:{map_type}:$data/{file}"))
         .collect();
     let pf = Postfix::start(&maps.join(" "), "", |data| {
-        let db = data.join("mail.sqlite");
-        make_database(&db);
+        setup(data);
         for (file, text) in CASES {
             let path = data.join(file);
-            std::fs::write(&path, text.replace("$DB", &db.to_string_lossy())).unwrap();
+            let connect = connect.replace("$data", &data.to_string_lossy());
+            std::fs::write(&path, text.replace("$DB", &connect)).unwrap();
             // Postfix waits for a .cf file changed in the last second.
             let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
             std::fs::File::options()
@@ -164,15 +168,46 @@ fn sqlite_tables_answer_through_proxymapd_as_postfix_reads_them() {
     });
     let keys = keys();
     let mut answered = 0;
+    let mut per_table = Vec::new();
     for (file, _) in CASES {
-        let out = pf.assert_same(&format!("sqlite:$data/{file}"), &keys);
+        let out = pf.assert_same(&format!("{map_type}:$data/{file}"), &keys);
         answered += out.lines().count();
+        per_table.push(format!("{file} {}", out.lines().count()));
     }
+    // A value beyond Latin-1: pgsql's query fails in Postfix 3.7's LATIN1
+    // session, and postmap -q - dies there without printing what it had,
+    // so this key is compared on its own, last (a failed query rests the
+    // table's host for 60 s, in Postfix's proxymap as in proxymapd).
+    for file in ["plain.cf", "columns.cf"] {
+        let table = pf.table(&format!("{map_type}:$data/{file}"));
+        let direct = pf.query_one(&table, "utf8val@example.com");
+        let proxied = pf.query_one(&format!("proxy:{table}"), "utf8val@example.com");
+        assert_eq!(proxied, direct, "{table}: utf8val@example.com");
+    }
+    eprintln!(
+        "{map_type} corpus: {} tables x {} keys, {answered} answers, all equal to Postfix's ({})",
+        CASES.len(),
+        keys.len(),
+        per_table.join(", ")
+    );
+    (pf, answered)
+}
+
+#[test]
+fn sqlite_tables_answer_through_proxymapd_as_postfix_reads_them() {
+    if common::skip_without(&[Need::Postfix]) {
+        return;
+    }
+    let (pf, answered) = run_corpus("sqlite", "dbpath = $data/mail.sqlite", |data| {
+        make_database(&data.join("mail.sqlite"))
+    });
     // Spot checks on top of the comparison: postmap folds the key, and an
     // injection attempt is quoted into a string.
-    let spec = pf.table("proxy:sqlite:$data/plain.cf");
     assert_eq!(
-        pf.query_one(&spec, "ALICE@EXAMPLE.COM"),
+        pf.query_one(
+            &pf.table("proxy:sqlite:$data/plain.cf"),
+            "ALICE@EXAMPLE.COM"
+        ),
         (Some(0), "alice@dest.org\n".to_string())
     );
     assert_eq!(
@@ -180,9 +215,28 @@ fn sqlite_tables_answer_through_proxymapd_as_postfix_reads_them() {
         (Some(0), "[x' or '1'='1]\n".to_string())
     );
     assert!(answered > 60, "only {answered} answers in the corpus");
-    eprintln!(
-        "sqlite corpus: {} tables x {} keys, {answered} answers, all equal to Postfix's",
-        CASES.len(),
-        keys.len()
+}
+
+#[test]
+fn pgsql_tables_answer_through_proxymapd_as_postfix_reads_them() {
+    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
+        return;
+    }
+    let pg = common::pgsql::PgServer::start();
+    pg.psql("mail", SCHEMA);
+    pg.psql(
+        "mail",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO postfix",
     );
+    let connect = format!(
+        "hosts = inet:127.0.0.1:{}\nuser = postfix\npassword = pfpass\ndbname = mail",
+        pg.port
+    );
+    let (pf, answered) = run_corpus("pgsql", &connect, |_| {});
+    // Several columns count on pgsql; the last statement's rows do.
+    assert_eq!(
+        pf.query_one(&pf.table("proxy:pgsql:$data/multi-statement.cf"), "k"),
+        (Some(0), "second-k\n".to_string())
+    );
+    assert!(answered > 60, "only {answered} answers in the corpus");
 }

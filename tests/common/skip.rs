@@ -29,6 +29,9 @@ pub enum Need {
     LmdbTools,
     /// Debian's `systemd-socket-activate` (package systemd).
     SocketActivate,
+    /// PostgreSQL's server programs (package postgresql) and Postfix's
+    /// pgsql client (package postfix-pgsql).
+    Postgres,
 }
 
 /// The proxymapd binary: cargo's for the proxymapd package's own tests,
@@ -43,6 +46,18 @@ pub fn proxymapd_exe() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("test executable in a target directory")
         .join("proxymapd")
+}
+
+/// The newest installed PostgreSQL's server programs.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
 }
 
 fn on_path(program: &str) -> bool {
@@ -61,6 +76,11 @@ fn missing(need: Need) -> Option<&'static str> {
         Need::LmdbTools => on_path("mdb_dump") && on_path("mdb_stat"),
         Need::Proxymapd => proxymapd_exe().is_file(),
         Need::SocketActivate => on_path("systemd-socket-activate"),
+        Need::Postgres => {
+            postgres_bin_dir().is_some()
+                && std::fs::read_to_string("/etc/postfix/dynamicmaps.cf")
+                    .is_ok_and(|t| t.lines().any(|l| l.starts_with("pgsql")))
+        }
     };
     (!present).then_some(match need {
         Need::Postfix => "Postfix (postmap, postconf) is not installed",
@@ -68,6 +88,7 @@ fn missing(need: Need) -> Option<&'static str> {
         Need::LmdbTools => "LMDB's tools (mdb_dump, mdb_stat) are not installed",
         Need::Proxymapd => "the proxymapd binary is not built (cargo build -p proxymapd)",
         Need::SocketActivate => "systemd-socket-activate (Debian package systemd) is not installed",
+        Need::Postgres => "PostgreSQL (package postgresql) or Postfix's pgsql client (postfix-pgsql) is not installed",
     })
 }
 

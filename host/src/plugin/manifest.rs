@@ -12,7 +12,9 @@
 //! file_lock = "none"            # "flock": copy the file under a shared flock(2),
 //!                               # as Postfix locks Berkeley DB tables
 //! database = "sqlite"           # a SQL map type: each table may run statements
-//!                               # on the database its .cf file names
+//!                               # on the database its .cf file names ("sqlite",
+//!                               # "pgsql", or "by-map-type" for a plugin
+//!                               # shipped under several SQL type names)
 //! ```
 
 use serde::Deserialize;
@@ -79,7 +81,7 @@ pub(crate) struct Manifest {
     /// so a writer that locks (postmap on Berkeley DB files) is waited for.
     pub flock: bool,
     /// The database backend of a SQL map type (none for the others).
-    pub database: Option<crate::sql::Backend>,
+    pub database: Option<crate::sql::DatabaseRule>,
 }
 
 impl Default for Manifest {
@@ -132,10 +134,12 @@ impl Manifest {
             files: raw.files.unwrap_or(d.files),
             database: match raw.database.as_deref() {
                 None => None,
-                Some(name) => Some(crate::sql::Backend::from_name(name).ok_or_else(|| {
+                Some(name) => Some(crate::sql::DatabaseRule::from_name(name).ok_or_else(|| {
                     bad(
                         "database",
-                        &format!("unknown database \"{name}\"; use \"sqlite\""),
+                        &format!(
+                            "unknown database \"{name}\"; use \"sqlite\", \"pgsql\" or \"by-map-type\""
+                        ),
                     )
                 })?),
             },

@@ -354,10 +354,14 @@ impl PluginHost {
         // read here by the host (a table that cannot get it gets its
         // surrogate, with the reason).
         let database = match (plugin.manifest.database, files.first()) {
-            (Some(backend), Some(cf)) => Some(
-                crate::sql::open_for_table(backend, cf)
-                    .map_err(|e| OpenError::new(req.table, e))?,
-            ),
+            (Some(rule), Some(cf)) => {
+                let map_type = req.table.split_once(':').map_or(req.table, |(t, _)| t);
+                Some(
+                    rule.backend(map_type)
+                        .and_then(|backend| crate::sql::open_for_table(backend, cf))
+                        .map_err(|e| OpenError::new(req.table, e))?,
+                )
+            }
             _ => None,
         };
         let spec = InstanceSpec {

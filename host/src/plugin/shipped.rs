@@ -1,6 +1,6 @@
 //! The plugins carried inside the `proxymapd` binary: the map types built
-//! from `plugins/` (cdb, cidr, regexp, pcre, sqlite, hash and its alias
-//! btree),
+//! from `plugins/` (cdb, cidr, regexp, pcre, hash and its alias btree, sql
+//! as sqlite and pgsql),
 //! embedded from `host/shipped-plugins/`, where `sdk/ship-plugins.sh` writes
 //! them. They are the last place the plugin host looks, so a plugin
 //! directory adds to or overrides them; the test command rebuilds them from
@@ -34,8 +34,9 @@ pub(crate) const SHIPPED: &[ShippedPlugin] = &[
     shipped!("cidr", "cidr"),
     shipped!("hash", "hash"),
     shipped!("pcre", "pcre"),
+    shipped!("pgsql", "sql"),
     shipped!("regexp", "regexp"),
-    shipped!("sqlite", "sqlite"),
+    shipped!("sqlite", "sql"),
 ];
 
 /// The shipped plugin for map type `name`.

@@ -6,25 +6,58 @@
 //! shared by every table naming the same database and live as long as one
 //! of those tables does.
 
+mod pgsql;
 mod sqlite;
 
 use proxymapd_sqlcommon::cf::CfFile;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Which database a plugin's tables use (manifest key `database`).
+/// Which database a table uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
     /// SQLite files, opened read-only.
     Sqlite,
+    /// PostgreSQL servers.
+    Pgsql,
 }
 
 impl Backend {
-    /// The backend a manifest names.
+    /// The backend of this name (a map type's name).
     pub(crate) fn from_name(name: &str) -> Option<Backend> {
         match name {
             "sqlite" => Some(Backend::Sqlite),
+            "pgsql" => Some(Backend::Pgsql),
             _ => None,
+        }
+    }
+}
+
+/// A plugin manifest's `database`: one backend, or the one named like the
+/// map type a table is opened as (one plugin serving several SQL types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DatabaseRule {
+    /// Always this backend.
+    Fixed(Backend),
+    /// The backend named like the table's map type.
+    ByMapType,
+}
+
+impl DatabaseRule {
+    /// Parse a manifest value.
+    pub(crate) fn from_name(name: &str) -> Option<DatabaseRule> {
+        if name == "by-map-type" {
+            return Some(DatabaseRule::ByMapType);
+        }
+        Backend::from_name(name).map(DatabaseRule::Fixed)
+    }
+
+    /// The backend of a table of map type `map_type`.
+    pub(crate) fn backend(self, map_type: &str) -> Result<Backend, String> {
+        match self {
+            DatabaseRule::Fixed(b) => Ok(b),
+            DatabaseRule::ByMapType => Backend::from_name(map_type)
+                .ok_or_else(|| format!("no database backend for map type {map_type}")),
         }
     }
 }
@@ -78,5 +111,6 @@ pub(crate) fn open_for_table(
             let dbpath = cf.string("dbpath", "", 1, 0).map_err(|e| e.0)?;
             Ok(sqlite::pool(Path::new(&dbpath))?)
         }
+        Backend::Pgsql => Ok(Arc::new(pgsql::table(pgsql::Spec::from_cf(&cf)?)?)),
     }
 }

@@ -1,12 +1,15 @@
-//! sqlite:/etc/postfix/NAME.cf — Postfix's SQLite tables as a proxymapd
-//! plugin. The plugin reads the `.cf` file (granted file 0) and does what
-//! Postfix's dict_sqlite does around the database: fold the key, apply the
-//! `domain` filter, expand `query` (or the legacy fields), and join the
-//! first column of every row through `result_format`, with
-//! `expansion_limit`. The statement runs on the host, which opened the
-//! file the `.cf` names (`dbpath`) read-only and quotes key parts as
-//! `%q` does. Keys that are not UTF-8 are not looked up (as Postfix 3.7's
-//! sqlite unless SMTPUTF8 is on).
+//! sqlite:/etc/postfix/NAME.cf and pgsql:/etc/postfix/NAME.cf — Postfix's
+//! SQL tables as one proxymapd plugin, shipped under both names. The
+//! plugin reads the `.cf` file (granted file 0) and does what Postfix's
+//! dict_sqlite and dict_pgsql do around the database: fold the key, apply
+//! the `domain` filter, expand `query` (or the legacy fields, or pgsql's
+//! `select_function`), and join the results through `result_format`, with
+//! `expansion_limit`. The statement runs on the host, which owns the
+//! connections to the database the `.cf` names and escapes key parts for
+//! them. What differs by type is Postfix's: sqlite reads the first column
+//! only and skips keys that are not UTF-8 (unless SMTPUTF8 is on); pgsql
+//! reads every column, and a NULL comes back empty (PQgetvalue), so it is
+//! warned about like an empty value.
 
 use proxymapd_sdk::sql::{self, Piece, SqlError};
 use proxymapd_sdk::{flags, fold, log, read_file, Error, MapType, OpenRequest};
@@ -33,8 +36,25 @@ impl Sources for NoSources {
     }
 }
 
-/// An open sqlite: table.
-pub struct SqliteTable {
+/// Which SQL map type a table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SqlType {
+    Sqlite,
+    Pgsql,
+}
+
+impl SqlType {
+    fn name(self) -> &'static str {
+        match self {
+            SqlType::Sqlite => "sqlite",
+            SqlType::Pgsql => "pgsql",
+        }
+    }
+}
+
+/// An open SQL table.
+pub struct SqlTable {
+    kind: SqlType,
     /// The `.cf` file's path (Postfix names tables by it in messages).
     path: String,
     ctx: Context,
@@ -49,8 +69,17 @@ fn config(e: impl std::fmt::Display) -> Error {
     Error::Config(e.to_string())
 }
 
-impl MapType for SqliteTable {
+impl MapType for SqlTable {
     fn open(request: &OpenRequest) -> Result<Self, Error> {
+        let kind = match request.map_type.as_str() {
+            "sqlite" => SqlType::Sqlite,
+            "pgsql" => SqlType::Pgsql,
+            other => {
+                return Err(config(format!(
+                    "the sql plugin does not serve {other}: tables"
+                )))
+            }
+        };
         let path = request
             .files
             .first()
@@ -61,9 +90,10 @@ impl MapType for SqliteTable {
         for warning in &cf.warnings {
             log::warning(warning);
         }
-        let query = match cf.get("query") {
-            Some(q) => q.to_string(),
-            None => legacy::build_query(&cf).map_err(config)?,
+        let query = match (cf.get("query"), cf.get("select_function")) {
+            (Some(q), _) => q.to_string(),
+            (None, Some(f)) if kind == SqlType::Pgsql => legacy::function_query(f),
+            _ => legacy::build_query(&cf).map_err(config)?,
         };
         let result_format = cf.string("result_format", "%s", 1, 0).map_err(config)?;
         let expansion_limit = cf.int("expansion_limit", 0, 0, 0).map_err(config)?;
@@ -77,7 +107,8 @@ impl MapType for SqliteTable {
         let query = Template::parse(&query, Kind::Query, &mut ctx, &path).map_err(config)?;
         let result =
             Template::parse(&result_format, Kind::Result, &mut ctx, &path).map_err(config)?;
-        Ok(SqliteTable {
+        Ok(SqlTable {
+            kind,
             path,
             ctx,
             query,
@@ -93,7 +124,7 @@ impl MapType for SqliteTable {
     }
 
     fn lookup(&self, key: &[u8], request_flags: u32) -> Result<Option<Vec<u8>>, Error> {
-        if !self.utf8 && std::str::from_utf8(key).is_err() {
+        if self.kind == SqlType::Sqlite && !self.utf8 && std::str::from_utf8(key).is_err() {
             return Ok(None);
         }
         let key = fold::fold_fixed(key, request_flags, self.utf8);
@@ -108,7 +139,11 @@ impl MapType for SqliteTable {
             Ok(true) => {}
             Ok(false) => return Ok(None),
             Err(warning) => {
-                log::warning(&format!("table \"sqlite:{}\": {warning}", self.path));
+                log::warning(&format!(
+                    "table \"{}:{}\": {warning}",
+                    self.kind.name(),
+                    self.path
+                ));
                 return Ok(None);
             }
         }
@@ -124,24 +159,32 @@ impl MapType for SqliteTable {
         let rows = match sql::query(&pieces) {
             Ok(rows) => rows,
             Err(SqlError::Unavailable(m) | SqlError::NotPermitted(m)) => {
-                log::warning(&format!("dict_sqlite_lookup: {}: {m}", self.path));
+                log::warning(&format!(
+                    "dict_{}_lookup: {}: {m}",
+                    self.kind.name(),
+                    self.path
+                ));
                 return Err(Error::Retry(m));
             }
         };
-        // Postfix's sqlite reads the first column only.
+        // Postfix's sqlite reads the first column only; pgsql all of them.
         let columns = rows.columns.max(1) as usize;
-        let first = rows
-            .cells
-            .chunks(columns)
-            .map(|row| row.first().and_then(|c| c.as_deref()));
+        let cells: Vec<Option<&[u8]>> = match self.kind {
+            SqlType::Sqlite => rows
+                .cells
+                .chunks(columns)
+                .map(|row| row.first().and_then(|c| c.as_deref()))
+                .collect(),
+            SqlType::Pgsql => rows.cells.iter().map(|c| c.as_deref()).collect(),
+        };
         let mut warnings = Vec::new();
         let assembled = template::assemble(
             &self.ctx,
             &self.result,
-            first,
+            cells,
             &key,
             self.expansion_limit,
-            &format!("sqlite:{}", self.path),
+            &format!("{}:{}", self.kind.name(), self.path),
             &mut warnings,
         );
         for warning in &warnings {
@@ -152,7 +195,8 @@ impl MapType for SqliteTable {
             Assembly::Value(v) => Ok(Some(v)),
             Assembly::LimitExceeded => {
                 let message = format!(
-                    "dict_sqlite_lookup: {}: Expansion limit exceeded for key '{}'",
+                    "dict_{}_lookup: {}: Expansion limit exceeded for key '{}'",
+                    self.kind.name(),
                     self.path,
                     String::from_utf8_lossy(&key)
                 );
@@ -163,4 +207,4 @@ impl MapType for SqliteTable {
     }
 }
 
-proxymapd_sdk::export_map_type!(SqliteTable);
+proxymapd_sdk::export_map_type!(SqlTable);

@@ -217,11 +217,9 @@ fn sqlite_tables_answer_through_proxymapd_as_postfix_reads_them() {
     assert!(answered > 60, "only {answered} answers in the corpus");
 }
 
-#[test]
-fn pgsql_tables_answer_through_proxymapd_as_postfix_reads_them() {
-    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
-        return;
-    }
+/// A private PostgreSQL with the corpus's tables in database `mail`,
+/// readable by role postfix, and the `.cf` lines that reach it.
+fn mail_database() -> (common::pgsql::PgServer, String) {
     let pg = common::pgsql::PgServer::start();
     pg.psql("mail", SCHEMA);
     pg.psql(
@@ -232,6 +230,15 @@ fn pgsql_tables_answer_through_proxymapd_as_postfix_reads_them() {
         "hosts = inet:127.0.0.1:{}\nuser = postfix\npassword = pfpass\ndbname = mail",
         pg.port
     );
+    (pg, connect)
+}
+
+#[test]
+fn pgsql_tables_answer_through_proxymapd_as_postfix_reads_them() {
+    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
+        return;
+    }
+    let (_pg, connect) = mail_database();
     let (pf, answered) = run_corpus("pgsql", &connect, |_| {});
     // Several columns count on pgsql; the last statement's rows do.
     assert_eq!(
@@ -239,4 +246,69 @@ fn pgsql_tables_answer_through_proxymapd_as_postfix_reads_them() {
         (Some(0), "second-k\n".to_string())
     );
     assert!(answered > 60, "only {answered} answers in the corpus");
+}
+
+#[test]
+fn sixty_four_clients_over_four_pgsql_tables_share_one_small_pool() {
+    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
+        return;
+    }
+    let (pg, connect) = mail_database();
+    let connect = connect + "\n";
+    let files = ["t1.cf", "t2.cf", "t3.cf", "t4.cf"];
+    let maps: Vec<String> = files
+        .iter()
+        .map(|f| format!("proxy:pgsql:$data/{f}"))
+        .collect();
+    let pf = Postfix::start(&maps.join(" "), "", |data| {
+        for (n, f) in files.iter().enumerate() {
+            std::fs::write(
+                data.join(f),
+                format!("{connect}query = SELECT dest || '-{n}' FROM users WHERE address='%s'\n"),
+            )
+            .unwrap();
+        }
+    });
+    let tables: Vec<String> = files
+        .iter()
+        .map(|f| pf.table(&format!("pgsql:$data/{f}")))
+        .collect();
+    let socket = pf.server.proxymap.clone();
+    let clients: Vec<_> = (0..64)
+        .map(|c| {
+            let (socket, tables) = (socket.clone(), tables.clone());
+            std::thread::spawn(move || {
+                let mut client = proxymapd::client::Client::connect(&socket, true).unwrap();
+                let mut good = 0;
+                for i in 0..40 {
+                    let n = (c + i) % tables.len();
+                    let reply = client
+                        .lookup(&tables[n], 0x4040, b"alice@example.com")
+                        .unwrap();
+                    if reply.status() == Some(0)
+                        && reply.get("value") == Some(format!("alice@dest.org-{n}").as_bytes())
+                    {
+                        good += 1;
+                    }
+                }
+                good
+            })
+        })
+        .collect();
+    let good: usize = clients.into_iter().map(|t| t.join().unwrap()).sum();
+    let connections: usize = pg
+        .value(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'postfix'",
+        )
+        .parse()
+        .unwrap();
+    eprintln!(
+        "pgsql: 64 clients x 40 lookups over 4 tables: {good} right answers, {connections} database connections"
+    );
+    assert_eq!(good, 64 * 40, "every lookup answered right");
+    assert!(
+        (1..=4).contains(&connections),
+        "{connections} connections for one connect spec (pool size 4)"
+    );
 }

@@ -98,12 +98,17 @@ impl PgServer {
         server
     }
 
-    /// Run `sql` in database `db` as the superuser (over the socket).
-    pub fn psql(&self, db: &str, sql: &str) {
+    /// psql as the superuser over the socket; `tuples` prints bare values.
+    fn run_psql(&self, db: &str, sql: &str, tuples: bool) -> String {
         let out = Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(self.bin.join("psql"))
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-h"])
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                if tuples { "-qtA" } else { "-q" },
+                "-h",
+            ])
             .arg(&self.socket_dir)
             .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
             .output()
@@ -113,6 +118,17 @@ impl PgServer {
             "psql: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The first column of the first row `sql` gives in database `db`.
+    pub fn value(&self, db: &str, sql: &str) -> String {
+        self.run_psql(db, sql, true)
+    }
+
+    /// Run `sql` in database `db` as the superuser.
+    pub fn psql(&self, db: &str, sql: &str) {
+        self.run_psql(db, sql, false);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The plugins carried inside the `proxymapd` binary: the map types built
-//! from `plugins/` (cdb, cidr, regexp, pcre, hash and its alias btree, sql
-//! as sqlite and pgsql),
+//! from `plugins/` (cdb, cidr, regexp, pcre, hash and its alias btree,
+//! sqlite and its alias pgsql),
 //! embedded from `host/shipped-plugins/`, where `sdk/ship-plugins.sh` writes
 //! them. They are the last place the plugin host looks, so a plugin
 //! directory adds to or overrides them; the test command rebuilds them from
@@ -34,9 +34,9 @@ pub(crate) const SHIPPED: &[ShippedPlugin] = &[
     shipped!("cidr", "cidr"),
     shipped!("hash", "hash"),
     shipped!("pcre", "pcre"),
-    shipped!("pgsql", "sql"),
+    shipped!("pgsql", "sqlite"),
     shipped!("regexp", "regexp"),
-    shipped!("sqlite", "sql"),
+    shipped!("sqlite", "sqlite"),
 ];
 
 /// The shipped plugin for map type `name`.

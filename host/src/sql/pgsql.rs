@@ -21,7 +21,7 @@
 use super::{Piece, Rows, SqlError};
 use proxymapd_sqlcommon::cf::CfFile;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
@@ -160,6 +160,8 @@ pub(crate) struct PgPool {
     spec: Spec,
     runtime: tokio::runtime::Handle,
     hosts: Mutex<Vec<HostState>>,
+    /// Signalled when a session comes back or a connection closes.
+    returned: Condvar,
 }
 
 /// Latin-1 text of `bytes` (each byte the character of that number).
@@ -190,27 +192,42 @@ fn escape(value: &[u8], standard_strings: bool, out: &mut Vec<u8>) {
 }
 
 impl PgPool {
-    /// Take an idle session of host `i` or open one; `None` when the host
-    /// is resting after a connection failure or has all its connections in
-    /// use.
+    /// Take an idle session of host `i` or open one, waiting (up to
+    /// [`TIMEOUT`]) while all of the host's connections are in use; `None`
+    /// when the host is resting after a connection failure.
     fn session(&self, i: usize) -> Result<Option<Session>, String> {
+        let deadline = Instant::now() + TIMEOUT;
         let target = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-            let host = &mut hosts[i];
-            if host.failed_until.is_some_and(|t| Instant::now() < t) {
-                return Ok(None);
-            }
-            while let Some(session) = host.idle.pop() {
-                if session.idle_since.elapsed() < IDLE_INTERVAL && !session.client.is_closed() {
-                    return Ok(Some(session));
+            loop {
+                let host = &mut hosts[i];
+                if host.failed_until.is_some_and(|t| Instant::now() < t) {
+                    return Ok(None);
                 }
-                host.open -= 1;
+                while let Some(session) = host.idle.pop() {
+                    if session.idle_since.elapsed() < IDLE_INTERVAL && !session.client.is_closed() {
+                        return Ok(Some(session));
+                    }
+                    host.open -= 1;
+                }
+                if host.open < POOL_SIZE {
+                    host.open += 1;
+                    break host.target.clone();
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(format!(
+                        "pgsql server {}: all {POOL_SIZE} connections busy for {} s",
+                        host.target.name(),
+                        TIMEOUT.as_secs()
+                    ));
+                }
+                hosts = self
+                    .returned
+                    .wait_timeout(hosts, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
-            if host.open >= POOL_SIZE {
-                return Ok(None);
-            }
-            host.open += 1;
-            host.target.clone()
         };
         match self.connect(&target) {
             Ok(session) => Ok(Some(session)),
@@ -257,18 +274,24 @@ impl PgPool {
         host.failed_until = Some(Instant::now() + RETRY_INTERVAL);
         host.open = host.open.saturating_sub(1 + host.idle.len());
         host.idle.clear();
+        drop(hosts);
+        self.returned.notify_all();
     }
 
     /// A session whose query failed is closed (Postfix closes it too).
     fn discard(&self, i: usize) {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts[i].open = hosts[i].open.saturating_sub(1);
+        drop(hosts);
+        self.returned.notify_one();
     }
 
     fn give_back(&self, i: usize, mut session: Session) {
         session.idle_since = Instant::now();
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts[i].idle.push(session);
+        drop(hosts);
+        self.returned.notify_one();
     }
 
     /// The order to try the hosts in: UNIX, INET, URI; random among equals.
@@ -434,6 +457,7 @@ fn pool(spec: Spec) -> Result<Arc<PgPool>, String> {
         spec: spec.clone(),
         runtime,
         hosts: Mutex::new(hosts),
+        returned: Condvar::new(),
     });
     pools.insert(spec, Arc::downgrade(&pool));
     Ok(pool)

@@ -312,3 +312,62 @@ fn sixty_four_clients_over_four_pgsql_tables_share_one_small_pool() {
         "{connections} connections for one connect spec (pool size 4)"
     );
 }
+
+#[test]
+fn a_database_that_goes_down_costs_its_table_retry_and_comes_back_after_sixty_seconds() {
+    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
+        return;
+    }
+    const RETRY: u32 = 2;
+    let (pg, connect) = mail_database();
+    let pf = Postfix::start(
+        "proxy:pgsql:$data/pg.cf proxy:sqlite:$data/lite.cf",
+        "",
+        |data| {
+            std::fs::write(
+                data.join("pg.cf"),
+                format!("{connect}\nquery = SELECT dest FROM users WHERE address='%s'\n"),
+            )
+            .unwrap();
+            make_database(&data.join("mail.sqlite"));
+            std::fs::write(
+                data.join("lite.cf"),
+                format!(
+                    "dbpath = {}\nquery = SELECT dest FROM users WHERE address='%s'\n",
+                    data.join("mail.sqlite").display()
+                ),
+            )
+            .unwrap();
+        },
+    );
+    let (pg_table, lite_table) = (
+        pf.table("pgsql:$data/pg.cf"),
+        pf.table("sqlite:$data/lite.cf"),
+    );
+    let mut client = proxymapd::client::Client::connect(&pf.server.proxymap, true).unwrap();
+    let mut ask = |table: &str| {
+        let reply = client.lookup(table, 0x4040, b"alice@example.com").unwrap();
+        (reply.status(), reply.get("value").map(<[u8]>::to_vec))
+    };
+    let ok = (Some(0), Some(b"alice@dest.org".to_vec()));
+    assert_eq!(ask(&pg_table), ok);
+    pg.stop();
+    let down = std::time::Instant::now();
+    // The table answers RETRY, well within the query timeout; the other
+    // table answers as before.
+    assert_eq!(ask(&pg_table).0, Some(RETRY));
+    assert!(down.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(ask(&lite_table), ok);
+    // Back up at once, the host still rests (Postfix: 60 s), ...
+    pg.start_again();
+    assert_eq!(ask(&pg_table).0, Some(RETRY));
+    // ... and is used again once the 60 s are over.
+    while down.elapsed() < std::time::Duration::from_secs(61) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(ask(&pg_table), ok);
+    eprintln!(
+        "pgsql down: RETRY at once, sqlite table unaffected, answers again {} s after the failure",
+        down.elapsed().as_secs()
+    );
+}

@@ -69,23 +69,6 @@ impl PgServer {
                 "--locale=C.UTF-8",
             ],
         );
-        let options = format!(
-            "-k {} -p {port} -h 127.0.0.1 -c fsync=off",
-            dir.path().display()
-        );
-        as_postgres(
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                &d,
-                "-l",
-                &format!("{}/log", dir.path().display()),
-                "-w",
-                "-o",
-                &options,
-                "start",
-            ],
-        );
         let server = PgServer {
             socket_dir: dir.path().to_path_buf(),
             _dir: dir,
@@ -93,9 +76,34 @@ impl PgServer {
             bin,
             port,
         };
+        server.start_again();
         server.psql("postgres", "CREATE ROLE postfix LOGIN PASSWORD 'pfpass'");
         server.psql("postgres", "CREATE DATABASE mail OWNER postfix");
         server
+    }
+
+    /// Start the (stopped) server on its directory, socket and port.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-k {} -p {} -h 127.0.0.1 -c fsync=off",
+            self.socket_dir.display(),
+            self.port
+        );
+        let log = format!("{}/log", self.socket_dir.display());
+        let data = self.data.to_string_lossy().into_owned();
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &data, "-l", &log, "-w", "-o", &options, "start"],
+        );
+    }
+
+    /// Stop the server (fast shutdown: sessions are cut).
+    pub fn stop(&self) {
+        let data = self.data.to_string_lossy().into_owned();
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &data, "-m", "fast", "-w", "stop"],
+        );
     }
 
     /// psql as the superuser over the socket; `tuples` prints bare values.

@@ -193,7 +193,6 @@ impl Db {
     /// (called by the next writer, under the file's exclusive lock, before
     /// it opens the file).
     pub fn open_journaled(path: &Path, kind: Kind) -> Result<Db, Error> {
-        journal::install_hooks();
         let mut db = Db::open(path, kind, false, 0)?;
         let fd = db.fd()?;
         let attachment =

@@ -70,6 +70,30 @@ pub enum Piece {
     Escaped(Vec<u8>),
 }
 
+impl Piece {
+    /// The statement text of `pieces`, each [`Piece::Escaped`] value passed
+    /// through `escape` (the connection's quoting), cut at its first NUL.
+    pub fn render(pieces: &[Piece], mut escape: impl FnMut(&[u8], &mut Vec<u8>)) -> Vec<u8> {
+        let mut sql = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(text) => sql.extend_from_slice(text),
+                Piece::Escaped(value) => escape(c_str(value), &mut sql),
+            }
+        }
+        sql
+    }
+}
+
+/// `bytes` up to its first NUL: Postfix handles keys and values as C
+/// strings.
+pub fn c_str(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(nul) => &bytes[..nul],
+        None => bytes,
+    }
+}
+
 /// Which template a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -304,10 +328,7 @@ pub fn assemble<'c>(
     let mut expansions = 0;
     for cell in cells {
         let Some(cell) = cell else { continue };
-        let cell = match cell.iter().position(|&b| b == 0) {
-            Some(nul) => &cell[..nul],
-            None => cell,
-        };
+        let cell = c_str(cell);
         if cell.is_empty() {
             warnings.push(format!(
                 "table \"{type_and_name}\": empty lookup result for: \"{}\" -- ignored",

@@ -10,8 +10,10 @@ mod pgsql;
 mod sqlite;
 
 use proxymapd_sqlcommon::cf::CfFile;
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 /// Which database a table uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +65,8 @@ impl DatabaseRule {
 }
 
 /// A piece of a statement ([`Piece::Escaped`] goes through the
-/// connection's escaping).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Piece {
-    /// Text sent as it is.
-    Text(Vec<u8>),
-    /// A value to escape.
-    Escaped(Vec<u8>),
-}
+/// connection's escaping): the type the SQL plugins build statements of.
+pub(crate) use proxymapd_sqlcommon::template::Piece;
 
 /// A statement's result.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,4 +109,21 @@ pub(crate) fn open_for_table(
         }
         Backend::Pgsql => Ok(Arc::new(pgsql::table(pgsql::Spec::from_cf(&cf)?)?)),
     }
+}
+
+/// The pool for `key` in `pools`, shared while some table holds it, or a
+/// new one from `make` (pools nobody holds are dropped from the map).
+pub(crate) fn shared_pool<K: Eq + Hash, P>(
+    pools: &Mutex<HashMap<K, Weak<P>>>,
+    key: K,
+    make: impl FnOnce() -> Result<P, String>,
+) -> Result<Arc<P>, String> {
+    let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
+    pools.retain(|_, p| p.strong_count() > 0);
+    if let Some(pool) = pools.get(&key).and_then(Weak::upgrade) {
+        return Ok(pool);
+    }
+    let pool = Arc::new(make()?);
+    pools.insert(key, Arc::downgrade(&pool));
+    Ok(pool)
 }

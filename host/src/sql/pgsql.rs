@@ -177,12 +177,8 @@ fn latin1_encode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// PQescapeStringConn for a session: `'` doubled, `\` doubled unless
-/// standard_conforming_strings; the value ends at a NUL.
+/// standard_conforming_strings.
 fn escape(value: &[u8], standard_strings: bool, out: &mut Vec<u8>) {
-    let value = match value.iter().position(|&b| b == 0) {
-        Some(nul) => &value[..nul],
-        None => value,
-    };
     for &b in value {
         if b == b'\'' || (b == b'\\' && !standard_strings) {
             out.push(b);
@@ -304,13 +300,9 @@ impl PgPool {
     }
 
     fn run(&self, session: &Session, pieces: &[Piece]) -> Result<Rows, String> {
-        let mut sql = Vec::new();
-        for piece in pieces {
-            match piece {
-                Piece::Text(text) => sql.extend_from_slice(text),
-                Piece::Escaped(value) => escape(value, session.standard_strings, &mut sql),
-            }
-        }
+        let sql = Piece::render(pieces, |value, out| {
+            escape(value, session.standard_strings, out)
+        });
         // Postfix 3.7's session is LATIN1: its bytes are Latin-1 text.
         let text = latin1_decode(&sql);
         let messages = self.runtime.block_on(async {
@@ -435,32 +427,25 @@ fn pool(spec: Spec) -> Result<Arc<PgPool>, String> {
     static POOLS: OnceLock<Mutex<HashMap<Spec, Weak<PgPool>>>> = OnceLock::new();
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "pgsql: no runtime to run database connections on".to_string())?;
-    let mut pools = POOLS
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    pools.retain(|_, p| p.strong_count() > 0);
-    if let Some(pool) = pools.get(&spec).and_then(Weak::upgrade) {
-        return Ok(pool);
-    }
-    let hosts = spec
-        .targets
-        .iter()
-        .map(|t| HostState {
-            target: t.clone(),
-            idle: Vec::new(),
-            open: 0,
-            failed_until: None,
+    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
+    super::shared_pool(pools, spec.clone(), || {
+        let hosts = spec
+            .targets
+            .iter()
+            .map(|t| HostState {
+                target: t.clone(),
+                idle: Vec::new(),
+                open: 0,
+                failed_until: None,
+            })
+            .collect();
+        Ok(PgPool {
+            spec,
+            runtime,
+            hosts: Mutex::new(hosts),
+            returned: Condvar::new(),
         })
-        .collect();
-    let pool = Arc::new(PgPool {
-        spec: spec.clone(),
-        runtime,
-        hosts: Mutex::new(hosts),
-        returned: Condvar::new(),
-    });
-    pools.insert(spec, Arc::downgrade(&pool));
-    Ok(pool)
+    })
 }
 
 #[cfg(test)]

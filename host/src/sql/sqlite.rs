@@ -176,31 +176,14 @@ impl Drop for Connection {
     }
 }
 
-/// `sqlite3_mprintf("%q")`: every `'` doubled; the value ends at a NUL,
-/// as a C string does.
+/// `sqlite3_mprintf("%q")`: every `'` doubled.
 fn quote(value: &[u8], out: &mut Vec<u8>) {
-    let value = match value.iter().position(|&b| b == 0) {
-        Some(nul) => &value[..nul],
-        None => value,
-    };
     for &b in value {
         if b == b'\'' {
             out.push(b'\'');
         }
         out.push(b);
     }
-}
-
-/// The statement text of `pieces`.
-fn statement(pieces: &[Piece]) -> Vec<u8> {
-    let mut sql = Vec::new();
-    for piece in pieces {
-        match piece {
-            Piece::Text(text) => sql.extend_from_slice(text),
-            Piece::Escaped(value) => quote(value, &mut sql),
-        }
-    }
-    sql
 }
 
 /// Connections kept idle per file.
@@ -214,7 +197,7 @@ pub(crate) struct SqlitePool {
 
 impl super::Database for SqlitePool {
     fn query(&self, pieces: &[Piece]) -> Result<Rows, SqlError> {
-        let sql = statement(pieces);
+        let sql = Piece::render(pieces, quote);
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match idle {
             Some(conn) => conn,
@@ -233,21 +216,13 @@ impl super::Database for SqlitePool {
 /// opened once now, so a table whose file cannot be opened fails to open.
 pub(crate) fn pool(path: &Path) -> Result<Arc<SqlitePool>, String> {
     static POOLS: OnceLock<Mutex<HashMap<PathBuf, Weak<SqlitePool>>>> = OnceLock::new();
-    let mut pools = POOLS
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    pools.retain(|_, p| p.strong_count() > 0);
-    if let Some(pool) = pools.get(path).and_then(Weak::upgrade) {
-        return Ok(pool);
-    }
-    let first = Connection::open(path)?;
-    let pool = Arc::new(SqlitePool {
-        path: path.to_path_buf(),
-        idle: Mutex::new(vec![first]),
-    });
-    pools.insert(path.to_path_buf(), Arc::downgrade(&pool));
-    Ok(pool)
+    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
+    super::shared_pool(pools, path.to_path_buf(), || {
+        Ok(SqlitePool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(vec![Connection::open(path)?]),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what proxymapd's tests and benchmarks need on a fresh Debian
-# machine: Postfix with its lmdb/cdb/pcre/sqlite map plugins, LMDB and
+# machine: Postfix with its lmdb/cdb/pcre/sqlite/pgsql/mysql map plugins,
+# PostgreSQL and MariaDB (the tests start private instances), LMDB and
 # Berkeley DB tools, libdb's header (proxywrite writes hash:/btree: through
 # libdb), systemd's socket-activation tool, a C compiler (liblmdb is built
 # from source), and a Rust toolchain when none is present. Safe to run
@@ -9,7 +10,7 @@ set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(postfix postfix-lmdb postfix-cdb postfix-pcre postfix-sqlite lmdb-utils db5.3-util gcc libc6-dev make util-linux systemd libdb5.3-dev libsqlite3-dev sqlite3 postgresql postfix-pgsql)
+packages=(postfix postfix-lmdb postfix-cdb postfix-pcre postfix-sqlite lmdb-utils db5.3-util gcc libc6-dev make util-linux systemd libdb5.3-dev libsqlite3-dev sqlite3 postgresql postfix-pgsql mariadb-server postfix-mysql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

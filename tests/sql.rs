@@ -1,12 +1,15 @@
 //! SQL map types against Postfix's own clients: every case is a `.cf` file
 //! and a set of keys, looked up by the real `postmap -q -` directly (Postfix
-//! 3.7's sqlite and pgsql clients) and through proxymapd (`proxy:sqlite:`,
-//! `proxy:pgsql:` against a private PostgreSQL); the output and exit status
+//! 3.7's sqlite, pgsql and mysql clients) and through proxymapd
+//! (`proxy:sqlite:`, `proxy:pgsql:` against a private PostgreSQL,
+//! `proxy:mysql:` against a private MariaDB); the output and exit status
 //! must be identical. The corpus covers Postfix's template
 //! expansions (`%s %u %d %1-%9 %S %U %D %%`), which keys are never queried,
 //! result_format, expansion_limit, several rows and columns, NULL and empty
 //! values, quotes, backslashes, `%` and injection attempts in keys, UTF-8
-//! and Latin-1 bytes, the `domain` filter and the legacy query fields.
+//! and Latin-1 bytes, the `domain` filter and the legacy query fields; per
+//! backend, `hosts` forms (UNIX sockets, a dead host first) and what only
+//! that backend has (mysql's stored procedures and `require_result_set`).
 
 mod common;
 
@@ -145,17 +148,28 @@ fn make_database(path: &Path) {
 
 /// Serve every case of the corpus as `TYPE:` tables whose connect
 /// settings are `connect`, and compare each with Postfix's direct answers.
-fn run_corpus(map_type: &str, connect: &str, setup: impl FnOnce(&Path)) -> (Postfix, usize) {
-    let maps: Vec<String> = CASES
+fn run_corpus(
+    map_type: &str,
+    connect: &str,
+    extra: &[(&str, String)],
+    setup: impl FnOnce(&Path),
+) -> (Postfix, usize) {
+    let cases: Vec<(&str, String)> = CASES
+        .iter()
+        .map(|(f, t)| (*f, t.to_string()))
+        .chain(extra.iter().cloned())
+        .collect();
+    let maps: Vec<String> = cases
         .iter()
         .map(|(file, _)| format!("proxy:{map_type}:$data/{file}"))
         .collect();
     let pf = Postfix::start(&maps.join(" "), "", |data| {
         setup(data);
-        for (file, text) in CASES {
+        for (file, text) in &cases {
             let path = data.join(file);
             let connect = connect.replace("$data", &data.to_string_lossy());
-            std::fs::write(&path, text.replace("$DB", &connect)).unwrap();
+            let text = text.replace("$DB", &connect);
+            std::fs::write(&path, text.replace("$data", &data.to_string_lossy())).unwrap();
             // Postfix waits for a .cf file changed in the last second.
             let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
             std::fs::File::options()
@@ -169,7 +183,7 @@ fn run_corpus(map_type: &str, connect: &str, setup: impl FnOnce(&Path)) -> (Post
     let keys = keys();
     let mut answered = 0;
     let mut per_table = Vec::new();
-    for (file, _) in CASES {
+    for (file, _) in &cases {
         let out = pf.assert_same(&format!("{map_type}:$data/{file}"), &keys);
         answered += out.lines().count();
         per_table.push(format!("{file} {}", out.lines().count()));
@@ -186,7 +200,7 @@ fn run_corpus(map_type: &str, connect: &str, setup: impl FnOnce(&Path)) -> (Post
     }
     eprintln!(
         "{map_type} corpus: {} tables x {} keys, {answered} answers, all equal to Postfix's ({})",
-        CASES.len(),
+        cases.len(),
         keys.len(),
         per_table.join(", ")
     );
@@ -198,7 +212,7 @@ fn sqlite_tables_answer_through_proxymapd_as_postfix_reads_them() {
     if common::skip_without(&[Need::Postfix]) {
         return;
     }
-    let (pf, answered) = run_corpus("sqlite", "dbpath = $data/mail.sqlite", |data| {
+    let (pf, answered) = run_corpus("sqlite", "dbpath = $data/mail.sqlite", &[], |data| {
         make_database(&data.join("mail.sqlite"))
     });
     // Spot checks on top of the comparison: postmap folds the key, and an
@@ -238,8 +252,32 @@ fn pgsql_tables_answer_through_proxymapd_as_postfix_reads_them() {
     if common::skip_without(&[Need::Postfix, Need::Postgres]) {
         return;
     }
-    let (_pg, connect) = mail_database();
-    let (pf, answered) = run_corpus("pgsql", &connect, |_| {});
+    let (pg, connect) = mail_database();
+    let query = "query = SELECT dest FROM users WHERE address='%s'";
+    let auth = "user = postfix\npassword = pfpass\ndbname = mail";
+    // unix:/dir finds port 5432's socket name: point one at the cluster's.
+    let socket = pg.socket_dir.join(format!(".s.PGSQL.{}", pg.port));
+    let extra = [
+        (
+            "unix.cf",
+            format!("hosts = unix:$data/pgsock\n{auth}\n{query}\n"),
+        ),
+        (
+            "failover.cf",
+            format!(
+                "hosts = inet:127.0.0.1:1, inet:127.0.0.1:{}\n{auth}\n{query}\n",
+                pg.port
+            ),
+        ),
+        (
+            "function.cf",
+            format!("{connect}\nselect_function = upper\n"),
+        ),
+    ];
+    let (pf, answered) = run_corpus("pgsql", &connect, &extra, |data| {
+        std::fs::create_dir(data.join("pgsock")).unwrap();
+        std::os::unix::fs::symlink(&socket, data.join("pgsock/.s.PGSQL.5432")).unwrap();
+    });
     // Several columns count on pgsql; the last statement's rows do.
     assert_eq!(
         pf.query_one(&pf.table("proxy:pgsql:$data/multi-statement.cf"), "k"),
@@ -370,4 +408,90 @@ fn a_database_that_goes_down_costs_its_table_retry_and_comes_back_after_sixty_se
         "pgsql down: RETRY at once, sqlite table unaffected, answers again {} s after the failure",
         down.elapsed().as_secs()
     );
+}
+
+/// A private MariaDB with the corpus's tables in database `mail`, two
+/// stored procedures (one and two result sets), readable by user postfix,
+/// and the `.cf` lines that reach it over TCP.
+fn mysql_database() -> (common::mysql::MyServer, String) {
+    let my = common::mysql::MyServer::start();
+    // MySQL reads a backslash in a string literal as an escape.
+    my.sql_in("mail", &SCHEMA.replace('\\', "\\\\"));
+    my.sql_in(
+        "mail",
+        "DELIMITER //\n\
+         CREATE PROCEDURE one_set(k TEXT) SELECT dest FROM users WHERE address = k //\n\
+         CREATE PROCEDURE two_sets(k TEXT) BEGIN \
+         SELECT dest FROM users WHERE address = k; SELECT 'second'; END //\n",
+    );
+    let connect = format!(
+        "hosts = inet:127.0.0.1:{}\nuser = postfix\npassword = pfpass\ndbname = mail",
+        my.port
+    );
+    (my, connect)
+}
+
+#[test]
+fn mysql_tables_answer_through_proxymapd_as_postfix_reads_them() {
+    if common::skip_without(&[Need::Postfix, Need::Mysql]) {
+        return;
+    }
+    let (my, connect) = mysql_database();
+    let query = "query = SELECT dest FROM users WHERE address='%s'";
+    let auth = "user = postfix\npassword = pfpass\ndbname = mail";
+    let extra = [
+        (
+            "unix.cf",
+            format!("hosts = unix:{}\n{auth}\n{query}\n", my.socket.display()),
+        ),
+        (
+            "failover.cf",
+            format!(
+                "hosts = inet:127.0.0.1:1 unix:{}\n{auth}\n{query}\n",
+                my.socket.display()
+            ),
+        ),
+        (
+            "localhost.cf",
+            format!("hosts = localhost\noption_file = $data/my.cnf\n{auth}\n{query}\n"),
+        ),
+        (
+            "call.cf",
+            format!("{connect}\nquery = CALL one_set('%s')\n"),
+        ),
+        (
+            "call-two.cf",
+            format!("{connect}\nquery = CALL two_sets('%s')\n"),
+        ),
+        ("no-result.cf", format!("{connect}\nquery = DO '%s'\n")),
+        (
+            "no-result-allowed.cf",
+            format!("{connect}\nquery = DO '%s'\nrequire_result_set = no\n"),
+        ),
+    ];
+    let socket = my.socket.clone();
+    let (pf, answered) = run_corpus("mysql", &connect, &extra, |data| {
+        std::fs::write(
+            data.join("my.cnf"),
+            format!("[client]\nsocket = {}\n", socket.display()),
+        )
+        .unwrap();
+    });
+    // The host forms and procedures answer (not just agree with Postfix).
+    for file in ["unix.cf", "failover.cf", "localhost.cf", "call.cf"] {
+        let table = pf.table(&format!("proxy:mysql:$data/{file}"));
+        let out = pf.postmap(&["-q", "alice@example.com", &table], "");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "alice@dest.org\n",
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // mysql's escaping keeps an injection attempt inside the string.
+    assert_eq!(
+        pf.query_one(&pf.table("proxy:mysql:$data/echo.cf"), "x' OR '1'='1"),
+        (Some(0), "[x' or '1'='1]\n".to_string())
+    );
+    assert!(answered > 60, "only {answered} answers in the corpus");
 }

@@ -5,6 +5,7 @@
 
 pub mod corpus;
 pub mod master;
+pub mod mysql;
 pub mod pgsql;
 pub mod postfix;
 mod skip;

@@ -32,6 +32,9 @@ pub enum Need {
     /// PostgreSQL's server programs (package postgresql) and Postfix's
     /// pgsql client (package postfix-pgsql).
     Postgres,
+    /// MariaDB's server programs (package mariadb-server) and Postfix's
+    /// mysql client (package postfix-mysql).
+    Mysql,
 }
 
 /// The proxymapd binary: cargo's for the proxymapd package's own tests,
@@ -81,6 +84,12 @@ fn missing(need: Need) -> Option<&'static str> {
                 && std::fs::read_to_string("/etc/postfix/dynamicmaps.cf")
                     .is_ok_and(|t| t.lines().any(|l| l.starts_with("pgsql")))
         }
+        Need::Mysql => {
+            std::path::Path::new("/usr/sbin/mariadbd").exists()
+                && on_path("mariadb-install-db")
+                && std::fs::read_to_string("/etc/postfix/dynamicmaps.cf")
+                    .is_ok_and(|t| t.lines().any(|l| l.starts_with("mysql")))
+        }
     };
     (!present).then_some(match need {
         Need::Postfix => "Postfix (postmap, postconf) is not installed",
@@ -89,6 +98,7 @@ fn missing(need: Need) -> Option<&'static str> {
         Need::Proxymapd => "the proxymapd binary is not built (cargo build -p proxymapd)",
         Need::SocketActivate => "systemd-socket-activate (Debian package systemd) is not installed",
         Need::Postgres => "PostgreSQL (package postgresql) or Postfix's pgsql client (postfix-pgsql) is not installed",
+        Need::Mysql => "MariaDB (package mariadb-server) or Postfix's mysql client (postfix-mysql) is not installed",
     })
 }
 

@@ -68,7 +68,8 @@ pub(crate) fn load_args(args: &ConfigArgs) -> Result<Settings> {
 pub(crate) fn map_types(settings: &Settings) -> Result<MapTypes> {
     let mut types = MapTypes::builtin();
     let cache = open_cache(&settings.cache_dir())?;
-    let host = proxymapd::plugin::PluginHost::new(settings.plugin_search_path(), cache)?;
+    let host = proxymapd::plugin::PluginHost::new(settings.plugin_search_path(), cache)?
+        .with_sql_pool_size(settings.sql_pool_size);
     tracing::info!("plugin map types available: {}", host.available().join(" "));
     for name in &settings.sandboxed_map_types {
         if host.locate(name).is_none() {

@@ -80,6 +80,7 @@ pub(crate) fn load_with(
         plugin_dirs: Vec::new(),
         plugin_cache_dir: None,
         sandboxed_map_types: Vec::new(),
+        sql_pool_size: crate::sql::DEFAULT_POOL_SIZE,
         postfix_parameters: values,
     })
 }

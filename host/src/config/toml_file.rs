@@ -23,6 +23,7 @@
 //! plugin_dirs = ["/etc/proxymapd/plugins"]   # searched before the shipped plugins
 //! plugin_cache_dir = "/var/cache/proxymapd"  # compiled plugins
 //! sandboxed_map_types = ["hash"]  # serve these by their plugin, not natively
+//! sql_pool_size = 4          # connections per database server, shared by its SQL tables
 //! ```
 
 use super::{installed_postfix_greeting, ConfigError, ConfigSource, Settings};
@@ -68,6 +69,12 @@ struct TomlConfig {
     plugin_cache_dir: Option<String>,
     #[serde(default)]
     sandboxed_map_types: Vec<String>,
+    #[serde(default = "default_sql_pool_size")]
+    sql_pool_size: usize,
+}
+
+fn default_sql_pool_size() -> usize {
+    crate::sql::DEFAULT_POOL_SIZE
 }
 
 fn default_greeting() -> String {
@@ -208,6 +215,9 @@ pub(crate) fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             ),
         ));
     }
+    if cfg.sql_pool_size == 0 {
+        return Err(bad("sql_pool_size", "must be at least 1".into()));
+    }
     for t in &cfg.sandboxed_map_types {
         if t.is_empty()
             || !t
@@ -249,6 +259,7 @@ pub(crate) fn parse(text: &str, file: &Path, dir: &Path) -> Result<Settings> {
             .as_deref()
             .map(|d| PathBuf::from(expand(d))),
         sandboxed_map_types: cfg.sandboxed_map_types,
+        sql_pool_size: cfg.sql_pool_size,
         postfix_parameters: Default::default(),
     })
 }

@@ -148,6 +148,7 @@ pub struct PluginHost {
     dirs: Vec<PathBuf>,
     cache: CompileCache,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    sql_pool_size: usize,
 }
 
 impl PluginHost {
@@ -174,7 +175,15 @@ impl PluginHost {
             dirs,
             cache,
             loaded: Mutex::new(HashMap::new()),
+            sql_pool_size: crate::sql::DEFAULT_POOL_SIZE,
         })
+    }
+
+    /// Give SQL tables pools of at most `size` connections per database
+    /// server (default 4).
+    pub fn with_sql_pool_size(mut self, size: usize) -> PluginHost {
+        self.sql_pool_size = size.max(1);
+        self
     }
 
     /// The plugin directories, in search order.
@@ -358,7 +367,9 @@ impl PluginHost {
                 let map_type = req.table.split_once(':').map_or(req.table, |(t, _)| t);
                 Some(
                     rule.backend(map_type)
-                        .and_then(|backend| crate::sql::open_for_table(backend, cf))
+                        .and_then(|backend| {
+                            crate::sql::open_for_table(backend, cf, self.sql_pool_size)
+                        })
                         .map_err(|e| OpenError::new(req.table, e))?,
                 )
             }

@@ -1,6 +1,6 @@
 //! The plugins carried inside the `proxymapd` binary: the map types built
 //! from `plugins/` (cdb, cidr, regexp, pcre, hash and its alias btree,
-//! sqlite and its alias pgsql),
+//! sqlite and its aliases pgsql and mysql),
 //! embedded from `host/shipped-plugins/`, where `sdk/ship-plugins.sh` writes
 //! them. They are the last place the plugin host looks, so a plugin
 //! directory adds to or overrides them; the test command rebuilds them from
@@ -33,6 +33,7 @@ pub(crate) const SHIPPED: &[ShippedPlugin] = &[
     shipped!("cdb", "cdb"),
     shipped!("cidr", "cidr"),
     shipped!("hash", "hash"),
+    shipped!("mysql", "sqlite"),
     shipped!("pcre", "pcre"),
     shipped!("pgsql", "sqlite"),
     shipped!("regexp", "regexp"),

@@ -6,7 +6,9 @@
 //! shared by every table naming the same database and live as long as one
 //! of those tables does.
 
+mod mysql;
 mod pgsql;
+mod pool;
 mod sqlite;
 
 use proxymapd_sqlcommon::cf::CfFile;
@@ -14,6 +16,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 /// Which database a table uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub(crate) enum Backend {
     Sqlite,
     /// PostgreSQL servers.
     Pgsql,
+    /// MySQL or MariaDB servers.
+    Mysql,
 }
 
 impl Backend {
@@ -30,6 +35,7 @@ impl Backend {
         match name {
             "sqlite" => Some(Backend::Sqlite),
             "pgsql" => Some(Backend::Pgsql),
+            "mysql" => Some(Backend::Mysql),
             _ => None,
         }
     }
@@ -92,12 +98,20 @@ pub(crate) trait Database: Send + Sync {
     fn query(&self, statement: &[Piece]) -> Result<Rows, SqlError>;
 }
 
+/// Connections per database host (and per SQLite file) unless the
+/// configuration says otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 4;
+
+/// Longest connect or query on a database server.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The database named by the `.cf` file at `cf_path` (the table's name),
-/// for a table of a `backend` plugin. `Err` says what to fix, naming the
-/// file.
+/// for a table of a `backend` plugin, on a pool of at most `pool_size`
+/// connections per host. `Err` says what to fix, naming the file.
 pub(crate) fn open_for_table(
     backend: Backend,
     cf_path: &Path,
+    pool_size: usize,
 ) -> Result<Arc<dyn Database>, String> {
     let text = std::fs::read(cf_path)
         .map_err(|e| format!("open {}: {}", cf_path.display(), crate::dict::strerror(&e)))?;
@@ -107,8 +121,30 @@ pub(crate) fn open_for_table(
             let dbpath = cf.string("dbpath", "", 1, 0).map_err(|e| e.0)?;
             Ok(sqlite::pool(Path::new(&dbpath))?)
         }
-        Backend::Pgsql => Ok(Arc::new(pgsql::table(pgsql::Spec::from_cf(&cf)?)?)),
+        Backend::Pgsql => Ok(Arc::new(pool::table(
+            pgsql::Spec::from_cf(&cf)?,
+            pool_settings(&cf, pool_size)?,
+        )?)),
+        Backend::Mysql => Ok(Arc::new(pool::table(
+            mysql::Spec::from_cf(&cf)?,
+            pool_settings(&cf, pool_size)?,
+        )?)),
     }
+}
+
+/// A networked table's pool settings: `retry_interval` and
+/// `idle_interval` from its `.cf` (seconds; Postfix 3.9's names, 60 s as
+/// Postfix 3.7 fixes them).
+fn pool_settings(cf: &CfFile, size: usize) -> Result<pool::PoolSettings, String> {
+    let mut settings = pool::PoolSettings::new(size, QUERY_TIMEOUT);
+    let seconds = |name: &str| {
+        cf.int(name, 60, 1, 0)
+            .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(60)))
+            .map_err(|e| e.0)
+    };
+    settings.retry_interval = seconds("retry_interval")?;
+    settings.idle_interval = seconds("idle_interval")?;
+    Ok(settings)
 }
 
 /// The pool for `key` in `pools`, shared while some table holds it, or a

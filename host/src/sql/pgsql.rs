@@ -10,32 +10,14 @@
 //! parts are escaped as PQescapeStringConn escapes them for the session
 //! (`'` doubled; `\` doubled too when standard_conforming_strings is off).
 //!
-//! Unlike Postfix's one connection per table per host per process, every
-//! table naming the same hosts, user, password and database shares one
-//! pool here, at most [`POOL_SIZE`] connections per host. Which hosts are
-//! resting is kept per table, as Postfix keeps it ([`PgTable`]): a query
-//! that fails in one table (a bad template, a value that does not fit
-//! LATIN1) rests that table's host, not the others'. A host that cannot be
-//! reached at all rests for every table of the pool.
+//! Connections, host order and failover are the shared [`super::pool`]'s;
+//! this file knows how to reach a PostgreSQL host and run a statement.
 
-use super::{Piece, Rows, SqlError};
+use super::pool::{Connector, Registry};
+use super::{Piece, Rows};
 use proxymapd_sqlcommon::cf::CfFile;
-use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
-
-/// Connections per host and pool.
-pub(crate) const POOL_SIZE: usize = 4;
-
-/// How long a failed host is left alone (Postfix 3.7: fixed 60 s).
-const RETRY_INTERVAL: Duration = Duration::from_secs(60);
-
-/// A connection idle this long is closed (Postfix: `idle_interval`, 60 s).
-const IDLE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Longest connect or query.
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a host is reached, in Postfix's order of preference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -134,34 +116,15 @@ impl Spec {
         if config.get_dbname().is_none() {
             config.dbname(&self.dbname);
         }
-        config.connect_timeout(TIMEOUT);
         Ok(config)
     }
 }
 
 /// One open session.
-struct Session {
+pub(crate) struct Session {
     client: Client,
     /// standard_conforming_strings is on (`\` is not an escape).
     standard_strings: bool,
-    idle_since: Instant,
-}
-
-/// One host of a pool.
-struct HostState {
-    target: Target,
-    idle: Vec<Session>,
-    open: usize,
-    failed_until: Option<Instant>,
-}
-
-/// The pool of one [`Spec`].
-pub(crate) struct PgPool {
-    spec: Spec,
-    runtime: tokio::runtime::Handle,
-    hosts: Mutex<Vec<HostState>>,
-    /// Signalled when a session comes back or a connection closes.
-    returned: Condvar,
 }
 
 /// Latin-1 text of `bytes` (each byte the character of that number).
@@ -187,130 +150,60 @@ fn escape(value: &[u8], standard_strings: bool, out: &mut Vec<u8>) {
     }
 }
 
-impl PgPool {
-    /// Take an idle session of host `i` or open one, waiting (up to
-    /// [`TIMEOUT`]) while all of the host's connections are in use; `None`
-    /// when the host is resting after a connection failure.
-    fn session(&self, i: usize) -> Result<Option<Session>, String> {
-        let deadline = Instant::now() + TIMEOUT;
-        let target = {
-            let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                let host = &mut hosts[i];
-                if host.failed_until.is_some_and(|t| Instant::now() < t) {
-                    return Ok(None);
-                }
-                while let Some(session) = host.idle.pop() {
-                    if session.idle_since.elapsed() < IDLE_INTERVAL && !session.client.is_closed() {
-                        return Ok(Some(session));
-                    }
-                    host.open -= 1;
-                }
-                if host.open < POOL_SIZE {
-                    host.open += 1;
-                    break host.target.clone();
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(format!(
-                        "pgsql server {}: all {POOL_SIZE} connections busy for {} s",
-                        host.target.name(),
-                        TIMEOUT.as_secs()
-                    ));
-                }
-                hosts = self
-                    .returned
-                    .wait_timeout(hosts, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-        };
-        match self.connect(&target) {
-            Ok(session) => Ok(Some(session)),
-            Err(e) => {
-                self.failed(i);
-                Err(e)
-            }
-        }
+impl Connector for Spec {
+    type Session = Session;
+    const KIND: &'static str = "pgsql";
+
+    fn hosts(&self) -> Vec<(String, u8)> {
+        self.targets.iter().map(|t| (t.name(), t.rank())).collect()
     }
 
-    fn connect(&self, target: &Target) -> Result<Session, String> {
-        let config = self.spec.config(target)?;
+    async fn connect(&self, i: usize) -> Result<Session, String> {
+        let target = &self.targets[i];
+        let config = self.config(target)?;
         let name = target.name();
-        self.runtime.block_on(async {
-            let (client, connection) = tokio::time::timeout(TIMEOUT, config.connect(NoTls))
-                .await
-                .map_err(|_| format!("connect to pgsql server {name}: timed out"))?
-                .map_err(|e| format!("connect to pgsql server {name}: {e}"))?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            let standard_strings = match client
-                .simple_query("SHOW standard_conforming_strings")
-                .await
-            {
-                Ok(messages) => messages
-                    .iter()
-                    .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("on"))),
-                Err(e) => return Err(format!("pgsql server {name}: {e}")),
-            };
-            Ok(Session {
-                client,
-                standard_strings,
-                idle_since: Instant::now(),
-            })
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| format!("connect to pgsql server {name}: {e}"))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let standard_strings = match client
+            .simple_query("SHOW standard_conforming_strings")
+            .await
+        {
+            Ok(messages) => messages
+                .iter()
+                .any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("on"))),
+            Err(e) => return Err(format!("pgsql server {name}: {e}")),
+        };
+        Ok(Session {
+            client,
+            standard_strings,
         })
     }
 
-    /// Host `i` cannot be reached: every table leaves it alone for
-    /// [`RETRY_INTERVAL`], and its idle sessions are closed.
-    fn failed(&self, i: usize) {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        let host = &mut hosts[i];
-        host.failed_until = Some(Instant::now() + RETRY_INTERVAL);
-        host.open = host.open.saturating_sub(1 + host.idle.len());
-        host.idle.clear();
-        drop(hosts);
-        self.returned.notify_all();
+    fn is_closed(session: &Session) -> bool {
+        session.client.is_closed()
     }
 
-    /// A session whose query failed is closed (Postfix closes it too).
-    fn discard(&self, i: usize) {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        hosts[i].open = hosts[i].open.saturating_sub(1);
-        drop(hosts);
-        self.returned.notify_one();
+    fn pools() -> &'static Registry<Self> {
+        static POOLS: OnceLock<Registry<Spec>> = OnceLock::new();
+        POOLS.get_or_init(Default::default)
     }
 
-    fn give_back(&self, i: usize, mut session: Session) {
-        session.idle_since = Instant::now();
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        hosts[i].idle.push(session);
-        drop(hosts);
-        self.returned.notify_one();
-    }
-
-    /// The order to try the hosts in: UNIX, INET, URI; random among equals.
-    fn order(&self) -> Vec<usize> {
-        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        let mut order: Vec<usize> = (0..hosts.len()).collect();
-        fastrand::shuffle(&mut order);
-        order.sort_by_key(|&i| hosts[i].target.rank());
-        order
-    }
-
-    fn run(&self, session: &Session, pieces: &[Piece]) -> Result<Rows, String> {
+    async fn run(&self, session: &mut Session, pieces: &[Piece]) -> Result<Rows, String> {
         let sql = Piece::render(pieces, |value, out| {
             escape(value, session.standard_strings, out)
         });
         // Postfix 3.7's session is LATIN1: its bytes are Latin-1 text.
         let text = latin1_decode(&sql);
-        let messages = self.runtime.block_on(async {
-            tokio::time::timeout(TIMEOUT, session.client.simple_query(&text))
-                .await
-                .map_err(|_| "pgsql query failed: timed out".to_string())?
-                .map_err(|e| format!("pgsql query failed: {}", describe(&e)))
-        })?;
+        let messages = session
+            .client
+            .simple_query(&text)
+            .await
+            .map_err(|e| format!("pgsql query failed: {}", describe(&e)))?;
         // PQexec's result is the last statement's.
         let mut rows = Rows::default();
         let mut current: Vec<Option<Vec<u8>>> = Vec::new();
@@ -353,99 +246,6 @@ fn describe(e: &tokio_postgres::Error) -> String {
         Some(db) => db.message().to_string(),
         None => e.to_string(),
     }
-}
-
-/// One table's view of its pool: which hosts this table leaves alone
-/// after a failed query.
-pub(crate) struct PgTable {
-    pool: Arc<PgPool>,
-    resting: Mutex<HashMap<usize, Instant>>,
-}
-
-impl super::Database for PgTable {
-    fn query(&self, pieces: &[Piece]) -> Result<Rows, SqlError> {
-        let pool = &self.pool;
-        let mut errors = Vec::new();
-        for i in pool.order() {
-            let resting = self
-                .resting
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&i)
-                .is_some_and(|until| Instant::now() < *until);
-            if resting {
-                continue;
-            }
-            let session = match pool.session(i) {
-                Ok(Some(s)) => s,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    errors.push(e);
-                    continue;
-                }
-            };
-            match pool.run(&session, pieces) {
-                Ok(rows) => {
-                    pool.give_back(i, session);
-                    return Ok(rows);
-                }
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    if session.client.is_closed() {
-                        pool.failed(i);
-                    } else {
-                        pool.discard(i);
-                    }
-                    self.resting
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(i, Instant::now() + RETRY_INTERVAL);
-                    errors.push(e);
-                }
-            }
-        }
-        Err(SqlError::Unavailable(if errors.is_empty() {
-            "no pgsql server is available".into()
-        } else {
-            errors.join("; ")
-        }))
-    }
-}
-
-/// A table on the pool of `spec`, shared by every table with the same
-/// spec.
-pub(crate) fn table(spec: Spec) -> Result<PgTable, String> {
-    Ok(PgTable {
-        pool: pool(spec)?,
-        resting: Mutex::new(HashMap::new()),
-    })
-}
-
-/// The pool of `spec`, shared by every table with the same spec.
-fn pool(spec: Spec) -> Result<Arc<PgPool>, String> {
-    static POOLS: OnceLock<Mutex<HashMap<Spec, Weak<PgPool>>>> = OnceLock::new();
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| "pgsql: no runtime to run database connections on".to_string())?;
-    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
-    super::shared_pool(pools, spec.clone(), || {
-        let hosts = spec
-            .targets
-            .iter()
-            .map(|t| HostState {
-                target: t.clone(),
-                idle: Vec::new(),
-                open: 0,
-                failed_until: None,
-            })
-            .collect();
-        Ok(PgPool {
-            spec,
-            runtime,
-            hosts: Mutex::new(hosts),
-            returned: Condvar::new(),
-        })
-    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
-//! sqlite:/etc/postfix/NAME.cf and pgsql:/etc/postfix/NAME.cf — Postfix's
-//! SQL tables as one proxymapd plugin, shipped under both names. The
+//! sqlite:, pgsql: and mysql:/etc/postfix/NAME.cf — Postfix's SQL tables
+//! as one proxymapd plugin, shipped under the three names. The
 //! plugin reads the `.cf` file (granted file 0) and does what Postfix's
-//! dict_sqlite and dict_pgsql do around the database: fold the key, apply
+//! dict_sqlite, dict_pgsql and dict_mysql do around the database: fold the key, apply
 //! the `domain` filter, expand `query` (or the legacy fields, or pgsql's
 //! `select_function`), and join the results through `result_format`, with
 //! `expansion_limit`. The statement runs on the host, which owns the
@@ -9,7 +9,8 @@
 //! them. What differs by type is Postfix's: sqlite reads the first column
 //! only and skips keys that are not UTF-8 (unless SMTPUTF8 is on); pgsql
 //! reads every column, and a NULL comes back empty (PQgetvalue), so it is
-//! warned about like an empty value.
+//! warned about like an empty value; mysql reads every column and skips a
+//! NULL without a word.
 
 use proxymapd_sdk::sql::{self, Piece, SqlError};
 use proxymapd_sdk::{flags, fold, log, read_file, Error, MapType, OpenRequest};
@@ -41,6 +42,7 @@ impl Sources for NoSources {
 enum SqlType {
     Sqlite,
     Pgsql,
+    Mysql,
 }
 
 impl SqlType {
@@ -48,6 +50,7 @@ impl SqlType {
         match self {
             SqlType::Sqlite => "sqlite",
             SqlType::Pgsql => "pgsql",
+            SqlType::Mysql => "mysql",
         }
     }
 }
@@ -74,6 +77,7 @@ impl MapType for SqlTable {
         let kind = match request.map_type.as_str() {
             "sqlite" => SqlType::Sqlite,
             "pgsql" => SqlType::Pgsql,
+            "mysql" => SqlType::Mysql,
             other => {
                 return Err(config(format!(
                     "the sql plugin does not serve {other}: tables"
@@ -167,7 +171,8 @@ impl MapType for SqlTable {
                 return Err(Error::Retry(m));
             }
         };
-        // Postfix's sqlite reads the first column only; pgsql all of them.
+        // Postfix's sqlite reads the first column only; pgsql and mysql
+        // all of them.
         let columns = rows.columns.max(1) as usize;
         let cells: Vec<Option<&[u8]>> = match self.kind {
             SqlType::Sqlite => rows
@@ -175,7 +180,7 @@ impl MapType for SqlTable {
                 .chunks(columns)
                 .map(|row| row.first().and_then(|c| c.as_deref()))
                 .collect(),
-            SqlType::Pgsql => rows.cells.iter().map(|c| c.as_deref()).collect(),
+            SqlType::Pgsql | SqlType::Mysql => rows.cells.iter().map(|c| c.as_deref()).collect(),
         };
         let mut warnings = Vec::new();
         let assembled = template::assemble(

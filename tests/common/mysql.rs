@@ -1,0 +1,173 @@
+//! A private MariaDB server for the SQL tests: a new data directory in a
+//! scratch directory (mariadb-install-db), mariadbd listening on a free
+//! loopback port and a UNIX socket in that directory, user `postfix`
+//! (password `pfpass`, from localhost and 127.0.0.1) allowed to read
+//! database `mail`; stopped by PID on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running private server.
+pub struct MyServer {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Its UNIX socket.
+    pub socket: PathBuf,
+    /// Its loopback TCP port.
+    pub port: u16,
+}
+
+/// Whether MariaDB's server and tools are installed.
+#[allow(dead_code)]
+pub fn installed() -> bool {
+    std::path::Path::new("/usr/sbin/mariadbd").exists()
+        && std::path::Path::new("/usr/bin/mariadb-install-db").exists()
+}
+
+impl MyServer {
+    /// Create the data directory, start the server, create the `mail`
+    /// database and the `postfix` user.
+    pub fn start() -> MyServer {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix("mytest").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let chown = Command::new("chown")
+            .arg("mysql:mysql")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let data = dir.path().join("data");
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=mysql", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=normal")
+            .output()
+            .expect("mariadb-install-db");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = MyServer {
+            socket: dir.path().join("mysqld.sock"),
+            dir,
+            child: None,
+            port,
+        };
+        server.start_again();
+        server.sql(
+            "CREATE DATABASE mail CHARACTER SET utf8mb4; \
+             CREATE USER 'postfix'@'localhost' IDENTIFIED BY 'pfpass'; \
+             CREATE USER 'postfix'@'127.0.0.1' IDENTIFIED BY 'pfpass'; \
+             GRANT SELECT, EXECUTE ON mail.* TO 'postfix'@'localhost'; \
+             GRANT SELECT, EXECUTE ON mail.* TO 'postfix'@'127.0.0.1'",
+        );
+        server
+    }
+
+    /// Start the (stopped) server on its directory, socket and port.
+    pub fn start_again(&mut self) {
+        let d = self.dir.path();
+        let child = Command::new("/usr/sbin/mariadbd")
+            .args(["--no-defaults", "--user=mysql", "--skip-log-bin"])
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", self.socket.display()))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .args([
+                "--innodb-buffer-pool-size=32M",
+                "--max-connections=500",
+                "--skip-name-resolve",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ping = Command::new("mariadb-admin")
+                .arg("--no-defaults")
+                .arg(format!("--socket={}", self.socket.display()))
+                .args(["-uroot", "ping"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            if ping.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not start: {}",
+                std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop the server by its PID and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    fn client(&self, db: &str, sql: &str, batch: bool) -> String {
+        let mut cmd = Command::new("mariadb");
+        cmd.arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket.display()))
+            .args(["-uroot", "--default-character-set=utf8mb4"]);
+        if batch {
+            cmd.args(["-N", "-B"]);
+        }
+        if !db.is_empty() {
+            cmd.arg(db);
+        }
+        let out = cmd.args(["-e", sql]).output().expect("mariadb");
+        assert!(
+            out.status.success(),
+            "mariadb: {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Run `sql` as root (no database selected).
+    pub fn sql(&self, sql: &str) {
+        self.client("", sql, false);
+    }
+
+    /// Run `sql` as root in database `db`.
+    pub fn sql_in(&self, db: &str, sql: &str) {
+        self.client(db, sql, false);
+    }
+
+    /// The output of `sql` (tab-separated, no headers) in database `db`.
+    pub fn value(&self, db: &str, sql: &str) -> String {
+        self.client(db, sql, true)
+    }
+}
+
+impl Drop for MyServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

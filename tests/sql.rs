@@ -286,30 +286,34 @@ fn pgsql_tables_answer_through_proxymapd_as_postfix_reads_them() {
     assert!(answered > 60, "only {answered} answers in the corpus");
 }
 
-#[test]
-fn sixty_four_clients_over_four_pgsql_tables_share_one_small_pool() {
-    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
-        return;
-    }
-    let (pg, connect) = mail_database();
-    let connect = connect + "\n";
+/// 64 clients look up 40 keys each over four `map_type` tables on the
+/// database `connect` reaches; every answer must be right and the server
+/// must hold at most the pool size (4) of connections, counted by
+/// `connections` while the pool is still warm. Returns that count.
+fn sixty_four_clients_over_four_tables(
+    map_type: &str,
+    connect: &str,
+    concat: &str,
+    connections: impl Fn() -> usize,
+) -> usize {
     let files = ["t1.cf", "t2.cf", "t3.cf", "t4.cf"];
     let maps: Vec<String> = files
         .iter()
-        .map(|f| format!("proxy:pgsql:$data/{f}"))
+        .map(|f| format!("proxy:{map_type}:$data/{f}"))
         .collect();
     let pf = Postfix::start(&maps.join(" "), "", |data| {
         for (n, f) in files.iter().enumerate() {
+            let dest = concat.replace("$n", &n.to_string());
             std::fs::write(
                 data.join(f),
-                format!("{connect}query = SELECT dest || '-{n}' FROM users WHERE address='%s'\n"),
+                format!("{connect}\nquery = SELECT {dest} FROM users WHERE address='%s'\n"),
             )
             .unwrap();
         }
     });
     let tables: Vec<String> = files
         .iter()
-        .map(|f| pf.table(&format!("pgsql:$data/{f}")))
+        .map(|f| pf.table(&format!("{map_type}:$data/{f}")))
         .collect();
     let socket = pf.server.proxymap.clone();
     let clients: Vec<_> = (0..64)
@@ -334,39 +338,58 @@ fn sixty_four_clients_over_four_pgsql_tables_share_one_small_pool() {
         })
         .collect();
     let good: usize = clients.into_iter().map(|t| t.join().unwrap()).sum();
-    let connections: usize = pg
-        .value(
+    let held = connections();
+    eprintln!(
+        "{map_type}: 64 clients x 40 lookups over 4 tables: {good} right answers, {held} database connections"
+    );
+    assert_eq!(good, 64 * 40, "every lookup answered right");
+    assert!(
+        (1..=4).contains(&held),
+        "{held} connections for one connect spec (pool size 4)"
+    );
+    held
+}
+
+#[test]
+fn sixty_four_clients_over_four_pgsql_tables_share_one_small_pool() {
+    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
+        return;
+    }
+    let (pg, connect) = mail_database();
+    sixty_four_clients_over_four_tables("pgsql", &connect, "dest || '-$n'", || {
+        pg.value(
             "postgres",
             "SELECT count(*) FROM pg_stat_activity WHERE usename = 'postfix'",
         )
         .parse()
-        .unwrap();
-    eprintln!(
-        "pgsql: 64 clients x 40 lookups over 4 tables: {good} right answers, {connections} database connections"
-    );
-    assert_eq!(good, 64 * 40, "every lookup answered right");
-    assert!(
-        (1..=4).contains(&connections),
-        "{connections} connections for one connect spec (pool size 4)"
-    );
+        .unwrap()
+    });
 }
 
 #[test]
-fn a_database_that_goes_down_costs_its_table_retry_and_comes_back_after_sixty_seconds() {
-    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
+fn sixty_four_clients_over_four_mysql_tables_share_one_small_pool() {
+    if common::skip_without(&[Need::Postfix, Need::Mysql]) {
         return;
     }
-    const RETRY: u32 = 2;
-    let (pg, connect) = mail_database();
+    let (my, connect) = mysql_database();
+    sixty_four_clients_over_four_tables("mysql", &connect, "CONCAT(dest, '-$n')", || {
+        my.value(
+            "",
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'postfix'",
+        )
+        .parse()
+        .unwrap()
+    });
+}
+
+/// A server with `TYPE:$data/db.cf` (`cf` its text) beside a sqlite table
+/// on the same rows, `lite.cf`: the server and both table names.
+fn beside_a_sqlite_table(map_type: &str, cf: &str) -> (Postfix, String, String) {
     let pf = Postfix::start(
-        "proxy:pgsql:$data/pg.cf proxy:sqlite:$data/lite.cf",
+        &format!("proxy:{map_type}:$data/db.cf proxy:sqlite:$data/lite.cf"),
         "",
         |data| {
-            std::fs::write(
-                data.join("pg.cf"),
-                format!("{connect}\nquery = SELECT dest FROM users WHERE address='%s'\n"),
-            )
-            .unwrap();
+            std::fs::write(data.join("db.cf"), cf).unwrap();
             make_database(&data.join("mail.sqlite"));
             std::fs::write(
                 data.join("lite.cf"),
@@ -378,15 +401,33 @@ fn a_database_that_goes_down_costs_its_table_retry_and_comes_back_after_sixty_se
             .unwrap();
         },
     );
-    let (pg_table, lite_table) = (
-        pf.table("pgsql:$data/pg.cf"),
-        pf.table("sqlite:$data/lite.cf"),
+    let db = pf.table(&format!("{map_type}:$data/db.cf"));
+    let lite = pf.table("sqlite:$data/lite.cf");
+    (pf, db, lite)
+}
+
+/// Status and value of `alice@example.com` in `table`.
+fn ask_alice(
+    client: &mut proxymapd::client::Client,
+    table: &str,
+) -> (Option<u32>, Option<Vec<u8>>) {
+    let reply = client.lookup(table, 0x4040, b"alice@example.com").unwrap();
+    (reply.status(), reply.get("value").map(<[u8]>::to_vec))
+}
+
+#[test]
+fn a_database_that_goes_down_costs_its_table_retry_and_comes_back_after_sixty_seconds() {
+    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
+        return;
+    }
+    const RETRY: u32 = 2;
+    let (pg, connect) = mail_database();
+    let (pf, pg_table, lite_table) = beside_a_sqlite_table(
+        "pgsql",
+        &format!("{connect}\nquery = SELECT dest FROM users WHERE address='%s'\n"),
     );
     let mut client = proxymapd::client::Client::connect(&pf.server.proxymap, true).unwrap();
-    let mut ask = |table: &str| {
-        let reply = client.lookup(table, 0x4040, b"alice@example.com").unwrap();
-        (reply.status(), reply.get("value").map(<[u8]>::to_vec))
-    };
+    let mut ask = |table: &str| ask_alice(&mut client, table);
     let ok = (Some(0), Some(b"alice@dest.org".to_vec()));
     assert_eq!(ask(&pg_table), ok);
     pg.stop();
@@ -494,4 +535,252 @@ fn mysql_tables_answer_through_proxymapd_as_postfix_reads_them() {
         (Some(0), "[x' or '1'='1]\n".to_string())
     );
     assert!(answered > 60, "only {answered} answers in the corpus");
+}
+
+/// While clients keep six lookups of a table whose query takes 1 s in
+/// flight, lookups of another table on the same database (the same pool)
+/// are answered at once: all 20 of them before the first slow one ends.
+fn a_slow_table_never_delays_another(map_type: &str, connect: &str, slow_query: &str) {
+    let pf = Postfix::start(
+        &format!("proxy:{map_type}:$data/slow.cf proxy:{map_type}:$data/fast.cf"),
+        "",
+        |data| {
+            std::fs::write(
+                data.join("slow.cf"),
+                format!("{connect}\nquery = {slow_query}\n"),
+            )
+            .unwrap();
+            std::fs::write(
+                data.join("fast.cf"),
+                format!("{connect}\nquery = SELECT dest FROM users WHERE address='%s'\n"),
+            )
+            .unwrap();
+        },
+    );
+    let (slow, fast) = (
+        pf.table(&format!("{map_type}:$data/slow.cf")),
+        pf.table(&format!("{map_type}:$data/fast.cf")),
+    );
+    let socket = pf.server.proxymap.clone();
+    let ask = |client: &mut proxymapd::client::Client, table: &str| {
+        let reply = client.lookup(table, 0x4040, b"alice@example.com").unwrap();
+        (reply.status(), reply.get("value").map(<[u8]>::to_vec))
+    };
+    let ok = (Some(0), Some(b"alice@dest.org".to_vec()));
+    let mut client = proxymapd::client::Client::connect(&socket, true).unwrap();
+    // Both tables open (the slow one's first query takes its second).
+    assert_eq!(ask(&mut client, &fast), ok);
+    assert_eq!(ask(&mut client, &slow), ok);
+    let slow_done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slow_clients: Vec<_> = (0..6)
+        .map(|_| {
+            let (socket, slow, done) = (socket.clone(), slow.clone(), slow_done.clone());
+            std::thread::spawn(move || {
+                let mut client = proxymapd::client::Client::connect(&socket, true).unwrap();
+                let mut answers = Vec::new();
+                for _ in 0..2 {
+                    let reply = client.lookup(&slow, 0x4040, b"alice@example.com").unwrap();
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    answers.push((reply.status(), reply.get("value").map(<[u8]>::to_vec)));
+                }
+                answers
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        assert_eq!(ask(&mut client, &fast), ok);
+        slowest = slowest.max(started.elapsed());
+    }
+    let finished_meanwhile = slow_done.load(std::sync::atomic::Ordering::SeqCst);
+    let slow_answers: Vec<_> = slow_clients
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    eprintln!(
+        "{map_type}: 20 lookups of a fast table while 6 clients wait on 1 s queries: \
+         slowest {slowest:?}, slow lookups finished meanwhile: {finished_meanwhile}; \
+         slow answers {:?}",
+        slow_answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        finished_meanwhile, 0,
+        "the fast table's lookups waited for the slow table's queries"
+    );
+    assert!(slow_answers.iter().all(|a| *a == ok), "{slow_answers:?}");
+}
+
+#[test]
+fn a_slow_pgsql_query_never_delays_another_table() {
+    if common::skip_without(&[Need::Postfix, Need::Postgres]) {
+        return;
+    }
+    let (_pg, connect) = mail_database();
+    a_slow_table_never_delays_another(
+        "pgsql",
+        &connect,
+        "SELECT dest FROM users, pg_sleep(1) WHERE address='%s'",
+    );
+}
+
+#[test]
+fn a_slow_mysql_query_never_delays_another_table() {
+    if common::skip_without(&[Need::Postfix, Need::Mysql]) {
+        return;
+    }
+    let (_my, connect) = mysql_database();
+    a_slow_table_never_delays_another(
+        "mysql",
+        &connect,
+        "SELECT CONCAT(dest, IF(SLEEP(1) = 0, '', '?')) FROM users WHERE address='%s'",
+    );
+}
+
+/// mysql with the .cf's own intervals: idle connections close after
+/// `idle_interval`; a server that stops costs RETRY at once while a sqlite
+/// table keeps answering; restarted, it is used again once
+/// `retry_interval` is over, not before.
+#[test]
+fn mysql_idle_close_fault_and_retry_interval_follow_the_cf() {
+    if common::skip_without(&[Need::Postfix, Need::Mysql]) {
+        return;
+    }
+    const RETRY: u32 = 2;
+    let (mut my, connect) = mysql_database();
+    let (pf, my_table, lite_table) = beside_a_sqlite_table(
+        "mysql",
+        &format!(
+            "{connect}\nidle_interval = 2\nretry_interval = 4\n\
+             query = SELECT dest FROM users WHERE address='%s'\n"
+        ),
+    );
+    let mut client = proxymapd::client::Client::connect(&pf.server.proxymap, true).unwrap();
+    let mut ask = |table: &str| ask_alice(&mut client, table);
+    let ok = (Some(0), Some(b"alice@dest.org".to_vec()));
+    let held = || -> usize {
+        my.value(
+            "",
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'postfix'",
+        )
+        .parse()
+        .unwrap()
+    };
+    assert_eq!(ask(&my_table), ok);
+    let before = held();
+    assert_eq!(before, 1, "one connection after one lookup");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let after_idle = held();
+    assert_eq!(after_idle, 0, "closed after idle_interval = 2");
+    assert_eq!(ask(&my_table), ok, "reconnects on demand");
+    my.stop();
+    let down = std::time::Instant::now();
+    assert_eq!(ask(&my_table).0, Some(RETRY));
+    let answered_in = down.elapsed();
+    assert!(answered_in < std::time::Duration::from_secs(10));
+    assert_eq!(ask(&lite_table), ok);
+    my.start_again();
+    assert_eq!(ask(&my_table).0, Some(RETRY), "still resting");
+    while down.elapsed() < std::time::Duration::from_millis(4500) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(ask(&my_table), ok, "used again after retry_interval = 4");
+    eprintln!(
+        "mysql: {before} connection, 0 after idle_interval; down: RETRY in {answered_in:?}, \
+         sqlite unaffected; answers again {:?} after the failure",
+        down.elapsed()
+    );
+}
+
+/// What kills Postfix's proxymap (a bad query template, a line that is not
+/// `name = value`, a bad number, missing legacy fields, a sqlite statement
+/// that does not prepare) costs only that table here: it answers RETRY
+/// with a log line naming the file, the other tables answer, and a fixed
+/// `.cf` file is read again before the next request. (A TOML
+/// configuration: with a `.cf` line that is not `name = value` in
+/// proxy_read_maps, Postfix's own postconf refuses to read main.cf.)
+#[test]
+fn postfix_fatal_table_errors_cost_one_table_and_changed_cf_files_are_reread() {
+    if common::skip_without(&[Need::Proxymapd]) {
+        return;
+    }
+    const RETRY: u32 = 2;
+    let broken = [
+        (
+            "template.cf",
+            "query = SELECT '%x'\n",
+            "Invalid query template",
+        ),
+        ("line.cf", "query = SELECT '%s'\nnot a setting\n", "line 3"),
+        (
+            "number.cf",
+            "query = SELECT '%s'\nexpansion_limit = ten\n",
+            "expansion_limit",
+        ),
+        ("legacy.cf", "table = users\n", "select_field"),
+        (
+            "column.cf",
+            "query = SELECT nosuch FROM users WHERE address='%s'\n",
+            "nosuch",
+        ),
+    ];
+    let mut maps: Vec<String> = broken
+        .iter()
+        .map(|(f, _, _)| format!("proxy:sqlite:$dir/{f}"))
+        .collect();
+    maps.push("proxy:sqlite:$dir/good.cf".into());
+    let toml = format!("proxy_read_maps = \"{}\"\n", maps.join(" "));
+    let server = common::Server::start_toml(&toml, |data| {
+        make_database(&data.join("mail.sqlite"));
+        let db = format!("dbpath = {}\n", data.join("mail.sqlite").display());
+        for (file, text, _) in &broken {
+            std::fs::write(data.join(file), format!("{db}{text}")).unwrap();
+        }
+        std::fs::write(
+            data.join("good.cf"),
+            format!("{db}query = SELECT 'v1-%s'\n"),
+        )
+        .unwrap();
+    });
+    let data = server.dir.path().to_string_lossy().into_owned();
+    let mut client = proxymapd::client::Client::connect(&server.proxymap, true).unwrap();
+    let mut ask = |file: &str| {
+        let table = format!("sqlite:{data}/{file}");
+        let reply = client.lookup(&table, 0x4040, b"k").unwrap();
+        (
+            reply.status(),
+            String::from_utf8_lossy(reply.get("value").unwrap_or_default()).into_owned(),
+        )
+    };
+    for (file, _, says) in &broken {
+        assert_eq!(ask(file).0, Some(RETRY), "{file}");
+        let log = server.log_text();
+        assert!(
+            log.lines().any(|l| l.contains(file) && l.contains(says)),
+            "{file}: no log line naming the file and \"{says}\":\n{log}"
+        );
+        assert_eq!(ask("good.cf"), (Some(0), "v1-k".to_string()));
+    }
+    // A changed .cf is read again before the next request: the good table
+    // answers from its new query, a repaired one answers.
+    let db = format!("dbpath = {data}/mail.sqlite\n");
+    std::fs::write(
+        format!("{data}/good.cf"),
+        format!("{db}query = SELECT 'v2-%s'\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{data}/template.cf"),
+        format!("{db}query = SELECT 'fixed-%s'\n"),
+    )
+    .unwrap();
+    assert_eq!(ask("good.cf"), (Some(0), "v2-k".to_string()));
+    assert_eq!(ask("template.cf"), (Some(0), "fixed-k".to_string()));
+    // The server is still up for everyone.
+    let mut other = proxymapd::client::Client::connect(&server.proxymap, true).unwrap();
+    let reply = other
+        .lookup(&format!("sqlite:{data}/good.cf"), 0x4040, b"k")
+        .unwrap();
+    assert_eq!(reply.get("value"), Some(&b"v2-k"[..]));
 }

@@ -66,6 +66,8 @@ impl Default for TableLimits {
 /// Bounds the blocking work of one table name.
 pub struct TableGate {
     permits: Arc<Semaphore>,
+    /// How many permits there are in all.
+    concurrency: std::sync::atomic::AtomicUsize,
     /// One change (update, delete, sequence step) at a time, in the order
     /// the requests came: they take the table's file lock exclusively
     /// anyway, and waiting here, in turn, keeps the slowest of them close
@@ -92,9 +94,19 @@ impl TableGate {
     pub(crate) fn new(limits: TableLimits) -> TableGate {
         TableGate {
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            concurrency: std::sync::atomic::AtomicUsize::new(limits.concurrency.max(1)),
             changes: Arc::new(Semaphore::new(1)),
             wait: limits.wait,
             slow_until: AtomicU64::new(0),
+        }
+    }
+
+    /// Let at least `n` operations run at once (for a table whose
+    /// operations wait on a server rather than use a processor).
+    pub(crate) fn allow_at_least(&self, n: usize) {
+        let before = self.concurrency.fetch_max(n, Ordering::Relaxed);
+        if n > before {
+            self.permits.add_permits(n - before);
         }
     }
 

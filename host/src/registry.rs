@@ -277,6 +277,9 @@ impl Registry {
                 if previous.is_some() {
                     tracing::info!("table {} is open again", table.name);
                 }
+                if let Some(n) = dict.parallel_lookups() {
+                    table.gate.allow_at_least(n);
+                }
                 TableState::Open(dict)
             }
             Err(err) => {

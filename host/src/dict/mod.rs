@@ -228,6 +228,13 @@ pub trait Dict: Send + Sync {
         false
     }
 
+    /// How many lookups of this table may usefully run at once when that is
+    /// more than the server's default: tables whose lookups mostly wait for
+    /// a database server say how many they can have in flight.
+    fn parallel_lookups(&self) -> Option<usize> {
+        None
+    }
+
     /// Look `key` up only if that needs no waiting; `None` when it would
     /// block (a lock held elsewhere), and the server then runs [`lookup`]
     /// off its event loop. Tables that never block just look up.

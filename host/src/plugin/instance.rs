@@ -37,6 +37,9 @@ pub(crate) struct HostState {
     files: Arc<GrantedFiles>,
     /// The database this table's configuration names (SQL map types).
     database: Option<Arc<dyn crate::sql::Database>>,
+    /// Time the current call spent waiting for the database: it does not
+    /// count against the plugin's time limit (the host bounds it).
+    database_wait: std::time::Duration,
 }
 
 /// The files granted to one table, read once and shared by all of the
@@ -189,7 +192,10 @@ impl sql::Host for HostState {
                 sql::Piece::Escaped(v) => crate::sql::Piece::Escaped(v),
             })
             .collect();
-        match database.query(&pieces) {
+        let started = std::time::Instant::now();
+        let result = database.query(&pieces);
+        self.database_wait += started.elapsed();
+        match result {
             Ok(rows) => Ok(sql::Rows {
                 columns: rows.columns,
                 cells: rows.cells,
@@ -257,10 +263,22 @@ impl Instance {
             table: spec.table.clone(),
             files: spec.files.clone(),
             database: spec.database.clone(),
+            database_wait: std::time::Duration::ZERO,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
+        // At the deadline, time spent waiting for the database is given
+        // back once; otherwise the call has run out of time.
+        store.epoch_deadline_callback(|mut ctx| {
+            let waited = std::mem::take(&mut ctx.data_mut().database_wait);
+            if waited.is_zero() {
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
+            let ticks = waited.as_millis() / super::TICK.as_millis() + 1;
+            Ok(wasmtime::UpdateDeadline::Continue(
+                u64::try_from(ticks).unwrap_or(u64::MAX),
+            ))
+        });
         store.set_epoch_deadline(spec.deadline_ticks);
         let bindings = spec.pre.instantiate(&mut store).map_err(CallError::Trap)?;
         let opened = bindings
@@ -281,6 +299,7 @@ impl Instance {
     }
 
     fn arm(&mut self) {
+        self.store.data_mut().database_wait = std::time::Duration::ZERO;
         self.store.set_epoch_deadline(self.deadline_ticks);
     }
 
@@ -307,6 +326,7 @@ impl Instance {
         flags: u32,
         ticks: u64,
     ) -> Result<Option<Vec<u8>>, CallError> {
+        self.store.data_mut().database_wait = std::time::Duration::ZERO;
         self.store.set_epoch_deadline(ticks);
         let t = self.table;
         flatten(self.bindings.proxymapd_dict_dict().table().call_lookup(

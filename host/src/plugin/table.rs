@@ -268,6 +268,12 @@ impl Dict for PluginTable {
         self.flags.load(Ordering::Relaxed)
     }
 
+    /// A table with a database may have as many lookups in flight as it
+    /// has instances: they wait on the database, not on a processor.
+    fn parallel_lookups(&self) -> Option<usize> {
+        self.spec.database.as_ref().map(|_| self.max)
+    }
+
     fn lookup(&self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, DictError> {
         self.runaway_retry(key, flags)?;
         let value = self.call(|i| {

@@ -92,6 +92,16 @@ const CASES: &[(&str, &str)] = &[
          domain = example.com, !bad.example.com EXAMPLE.ORG\n",
     ),
     (
+        "domain-file.cf",
+        "$DB\nquery = SELECT dest FROM users WHERE address='%s'\n\
+         domain = !bad.example.com, $data/domains\n",
+    ),
+    (
+        "domain-table.cf",
+        "$DB\nquery = SELECT dest FROM users WHERE address='%s'\n\
+         domain = !texthash:$data/not-these, texthash:$data/these\n",
+    ),
+    (
         "legacy.cf",
         "$DB\ntable = users\nselect_field = dest\nwhere_field = address\n\
          additional_conditions = AND dest <> ''\n",
@@ -165,6 +175,15 @@ fn run_corpus(
         .collect();
     let pf = Postfix::start(&maps.join(" "), "", |data| {
         setup(data);
+        // A domain list file: entries, a comment, a negation.
+        std::fs::write(
+            data.join("domains"),
+            "# domains we query\nexample.com\n!mx.example.com, EXAMPLE.ORG\n",
+        )
+        .unwrap();
+        // Domain list tables: looked up with the key's domain.
+        std::fs::write(data.join("these"), "example.com yes\nexample.org yes\n").unwrap();
+        std::fs::write(data.join("not-these"), "example.org no\n").unwrap();
         for (file, text) in &cases {
             let path = data.join(file);
             let connect = connect.replace("$data", &data.to_string_lossy());
@@ -504,6 +523,7 @@ fn mysql_tables_answer_through_proxymapd_as_postfix_reads_them() {
             "call-two.cf",
             format!("{connect}\nquery = CALL two_sets('%s')\n"),
         ),
+        ("select-then-do.cf", format!("{connect}\n{query}; DO 1\n")),
         ("no-result.cf", format!("{connect}\nquery = DO '%s'\n")),
         (
             "no-result-allowed.cf",

@@ -48,6 +48,11 @@ pub struct Options {
     pub smoke: bool,
     /// Measure only the proxywrite tables (and the echo ceiling).
     pub write_only: bool,
+    /// Measure only the SQL tables ([`SQL_TABLES`], on private PostgreSQL
+    /// and MariaDB servers and a SQLite file) and the echo ceiling.
+    pub sql: bool,
+    /// proxymapd's `--sql-pool-size` in the SQL run.
+    pub sql_pool_size: usize,
 }
 
 /// One measured table: its label in reports, map type and source file in
@@ -113,6 +118,19 @@ pub const TABLES: [BenchTable; 6] = [
     bench_table("regexp-500", "regexp", pattern_tables::REGEXP_FILE),
     bench_table("cidr-10k", "cidr", pattern_tables::CIDR_FILE),
 ];
+
+/// The SQL tables (`vs-postfix --sql`): plain lookups on each backend, and
+/// on pgsql and mysql a query that takes 1 ms in the database.
+pub const SQL_TABLES: [BenchTable; 5] = [
+    bench_table("pgsql", "pgsql", "pgsql.cf"),
+    bench_table("pgsql-1ms", "pgsql", "pgsql-1ms.cf"),
+    bench_table("mysql", "mysql", "mysql.cf"),
+    bench_table("mysql-1ms", "mysql", "mysql-1ms.cf"),
+    bench_table("sqlite", "sqlite", "sqlite.cf"),
+];
+
+/// Rows in the SQL tables (the first keys of the key/value tables).
+const SQL_ROWS: usize = 10_000;
 
 /// Map types measured a second time through their sandboxed plugin.
 pub const PLUGIN_TABLES: [&str; 1] = ["hash"];
@@ -234,6 +252,9 @@ pub struct Servers {
     /// Keys for the cidr table (a third match, the rest miss).
     cidr_keys: Arc<Vec<Vec<u8>>>,
     tables_dir: PathBuf,
+    /// The SQL databases (`--sql` only) and the keys their rows hold.
+    sql: Option<crate::sql_tables::SqlTables>,
+    sql_keys: Arc<Vec<Vec<u8>>>,
 }
 
 impl Servers {
@@ -252,6 +273,29 @@ impl Servers {
             .map(|t| format!("proxy:{}:{}", t.map_type, tables_dir.join(t.file).display()))
             .collect();
         let maps = maps.join(" ");
+        let sql_keys: Vec<Vec<u8>> = keys.iter().take(SQL_ROWS).cloned().collect();
+        let sql = if opts.sql {
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = sql_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), format!("dest-{i}@example.net").into_bytes()))
+                .collect();
+            Some(crate::sql_tables::SqlTables::start(
+                &work.join("sql"),
+                &rows,
+            )?)
+        } else {
+            None
+        };
+        let sql_maps = |server: &str| -> String {
+            let Some(sql) = &sql else {
+                return String::new();
+            };
+            SQL_TABLES
+                .iter()
+                .map(|t| format!(" proxy:{}:{}", t.map_type, sql.cf(server, t.file).display()))
+                .collect()
+        };
         // Each server writes its own file, in a directory mail_owner owns.
         let postfix_write_table = format!("btree:{}", work.join("postfix/data/wcache").display());
         let ours_data = work.join("proxymapd/data");
@@ -262,19 +306,20 @@ impl Servers {
         let ours_write_table = format!("btree:{}", ours_data.join("wcache").display());
         let postfix = PrivatePostfix::start(
             &work.join("postfix"),
-            &maps,
+            &format!("{maps}{}", sql_maps("postfix")),
             &format!("proxy:{postfix_write_table}"),
         )?;
         postmap(&postfix.config, &format!("lmdb:{}", virt.display()))?;
         postmap(&postfix.config, &format!("cdb:{}", virt.display()))?;
         postmap(&postfix.config, &format!("hash:{}", virt.display()))?;
+        let pool_size = opts.sql_pool_size.to_string();
         let (ours, ours_socket) = start_proxymapd(
             opts,
             &work,
             "proxymapd",
-            &maps,
+            &format!("{maps}{}", sql_maps("proxymapd")),
             &format!("proxy:{ours_write_table}"),
-            &[],
+            &["--sql-pool-size", &pool_size],
         )?;
         let sandbox: Vec<&str> = PLUGIN_TABLES
             .iter()
@@ -307,6 +352,8 @@ impl Servers {
             regexp_keys: Arc::new(regexp_keys),
             cidr_keys: Arc::new(cidr_keys),
             tables_dir,
+            sql,
+            sql_keys: Arc::new(sql_keys),
         })
     }
 
@@ -317,6 +364,13 @@ impl Servers {
             } else {
                 self.ours_write_table.clone()
             };
+        }
+        if let Some(sql) = self.sql.as_ref().filter(|_| table.file.ends_with(".cf")) {
+            return format!(
+                "{}:{}",
+                table.map_type,
+                sql.cf(server, table.file).display()
+            );
         }
         format!(
             "{}:{}",
@@ -331,6 +385,7 @@ impl Servers {
         match table.file {
             pattern_tables::REGEXP_FILE => (self.regexp_keys.clone(), false),
             pattern_tables::CIDR_FILE => (self.cidr_keys.clone(), false),
+            f if f.ends_with(".cf") => (self.sql_keys.clone(), true),
             _ => (self.keys.clone(), true),
         }
     }
@@ -410,6 +465,10 @@ impl Servers {
         let (after, me_after) = after;
         let cpu = procstat::cpu_seconds(&before, &after);
         let client_cpu = procstat::cpu_seconds(&me_before, &me_after);
+        let connections = match &self.sql {
+            Some(sql) if table.file.ends_with(".cf") => sql.connections(server, table.map_type)?,
+            _ => None,
+        };
         Ok(Row {
             server: server.to_string(),
             table: table.label.to_string(),
@@ -423,6 +482,7 @@ impl Servers {
             peak_rss_mib: after.peak_rss_kib as f64 / 1024.0,
             errors: report.errors(),
             requests: report.requests,
+            connections,
         })
     }
 
@@ -545,6 +605,8 @@ fn smoke_defaults() -> Options {
         miss_ratio: 0.1,
         smoke: true,
         write_only: false,
+        sql: false,
+        sql_pool_size: 4,
     }
 }
 
@@ -554,8 +616,14 @@ pub fn run(opts: &Options, servers: &Servers, mut progress: impl FnMut(&Row)) ->
     let mut rows = Vec::new();
     for &c in &opts.concurrency {
         for rep in 0..opts.repetitions {
-            let read_tables: &[BenchTable] = if opts.write_only { &[] } else { &TABLES };
-            let write_tables: &[BenchTable] = if WRITE_CONCURRENCY.contains(&c) {
+            let read_tables: &[BenchTable] = if opts.sql {
+                &SQL_TABLES
+            } else if opts.write_only {
+                &[]
+            } else {
+                &TABLES
+            };
+            let write_tables: &[BenchTable] = if WRITE_CONCURRENCY.contains(&c) && !opts.sql {
                 &WRITE_TABLES
             } else {
                 &[]

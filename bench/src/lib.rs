@@ -17,3 +17,4 @@ pub mod pattern_tables;
 pub mod postfix;
 pub mod procstat;
 pub mod report;
+pub mod sql_tables;

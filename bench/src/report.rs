@@ -32,6 +32,9 @@ pub struct Row {
     pub errors: u64,
     /// Requests answered.
     pub requests: u64,
+    /// Database connections the server held right after the run (SQL
+    /// tables only).
+    pub connections: Option<usize>,
 }
 
 /// Mean of the repetitions of each (server, table, C), in a stable order.
@@ -57,6 +60,7 @@ pub fn average(rows: &[Row]) -> Vec<Row> {
                 p99_us: mean(|r| r.p99_us),
                 p999_us: mean(|r| r.p999_us),
                 cpu_us_per_request: mean(|r| r.cpu_us_per_request),
+                connections: g.iter().filter_map(|r| r.connections).max(),
                 client_cpu_us_per_request: mean(|r| r.client_cpu_us_per_request),
                 peak_rss_mib: g.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
                 errors: g.iter().map(|r| r.errors).sum(),
@@ -94,6 +98,15 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
             r.peak_rss_mib,
             r.errors
         );
+    }
+    if rows.iter().any(|r| r.connections.is_some()) {
+        md.push_str("\n## Database connections held right after each run\n\n| table | C | Postfix | proxymapd |\n|---|---:|---:|---:|\n");
+        for r in rows.iter().filter(|r| r.server == "postfix") {
+            let ours = find(rows, "proxymapd", &r.table, r.concurrency).and_then(|o| o.connections);
+            if let (Some(p), Some(o)) = (r.connections, ours) {
+                let _ = writeln!(md, "| {} | {} | {p} | {o} |", r.table, r.concurrency);
+            }
+        }
     }
     md.push_str("\n## Ratios\n\n| table | C | req/s proxymapd ÷ Postfix | p99 proxymapd ÷ Postfix | req/s proxymapd ÷ echo | CPU/req proxymapd ÷ Postfix |\n|---|---:|---:|---:|---:|---:|\n");
     let mut cs: Vec<usize> = rows.iter().map(|r| r.concurrency).collect();
@@ -201,6 +214,45 @@ pub fn write_headline(rows: &[Row]) -> String {
         return String::new();
     }
     format!("Proxywrite, btree: — {}.", parts.join("; "))
+}
+
+/// Headline for the SQL tables: req/s and p99 against Postfix at each C,
+/// and the connections each server held (empty without such rows).
+pub fn sql_headline(rows: &[Row]) -> String {
+    let mut parts = Vec::new();
+    for t in super::harness::SQL_TABLES.map(|t| t.label) {
+        let mut per_c = Vec::new();
+        let mut cs: Vec<usize> = rows
+            .iter()
+            .filter(|r| r.table == t)
+            .map(|r| r.concurrency)
+            .collect();
+        cs.sort_unstable();
+        cs.dedup();
+        for c in cs {
+            if let (Some(ours), Some(pf)) =
+                (find(rows, "proxymapd", t, c), find(rows, "postfix", t, c))
+            {
+                let held = match (ours.connections, pf.connections) {
+                    (Some(o), Some(p)) => format!(", {o} vs {p} connections"),
+                    _ => String::new(),
+                };
+                per_c.push(format!(
+                    "C = {c}: {:.2}× req/s, p99 {:.0} vs {:.0} µs{held}",
+                    ours.rps / pf.rps,
+                    ours.p99_us,
+                    pf.p99_us
+                ));
+            }
+        }
+        if !per_c.is_empty() {
+            parts.push(format!("{t} — {}", per_c.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("proxymapd ÷ Postfix: {}.", parts.join("; "))
 }
 
 const COLORS: [(&str, &str, &str); 14] = [
@@ -331,6 +383,7 @@ mod tests {
             peak_rss_mib: 3.0,
             errors: 0,
             requests: 10,
+            connections: None,
         }
     }
 

@@ -54,7 +54,7 @@ pub fn granted_file(request: &crate::OpenRequest) -> Result<(String, u64), crate
 /// types; the plugin's manifest says `database = "sqlite"`). The host owns
 /// the connections and escapes [`sql::Piece::Escaped`] values for them.
 pub mod sql {
-    pub use super::bindings::proxymapd::dict::sql::{query, Piece, Rows, SqlError};
+    pub use super::bindings::proxymapd::dict::sql::{domain_lookup, query, Piece, Rows, SqlError};
 }
 
 /// Log through proxymapd, attributed to the plugin and table.

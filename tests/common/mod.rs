@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod db_commands;
 pub mod master;
 pub mod mysql;
 pub mod pgsql;

@@ -18,13 +18,6 @@ pub struct MyServer {
     pub port: u16,
 }
 
-/// Whether MariaDB's server and tools are installed.
-#[allow(dead_code)]
-pub fn installed() -> bool {
-    std::path::Path::new("/usr/sbin/mariadbd").exists()
-        && std::path::Path::new("/usr/bin/mariadb-install-db").exists()
-}
-
 impl MyServer {
     /// Create the data directory, start the server, create the `mail`
     /// database and the `postfix` user.
@@ -39,10 +32,7 @@ impl MyServer {
             .unwrap();
         assert!(chown.success());
         let data = dir.path().join("data");
-        let out = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=mysql", "--skip-test-db"])
-            .arg(format!("--datadir={}", data.display()))
-            .arg("--auth-root-authentication-method=normal")
+        let out = super::db_commands::mariadb_install_db(&data)
             .output()
             .expect("mariadb-install-db");
         assert!(
@@ -76,22 +66,7 @@ impl MyServer {
     /// Start the (stopped) server on its directory, socket and port.
     pub fn start_again(&mut self) {
         let d = self.dir.path();
-        let child = Command::new("/usr/sbin/mariadbd")
-            .args(["--no-defaults", "--user=mysql", "--skip-log-bin"])
-            .arg(format!("--datadir={}", d.join("data").display()))
-            .arg(format!("--socket={}", self.socket.display()))
-            .arg(format!("--port={}", self.port))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", d.join("error.log").display()))
-            .args([
-                "--innodb-buffer-pool-size=32M",
-                "--max-connections=500",
-                "--skip-name-resolve",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let child = super::db_commands::mariadbd(d, self.port)
             .spawn()
             .expect("mariadbd");
         self.child = Some(child);

@@ -57,17 +57,10 @@ impl PgServer {
         as_postgres(
             &bin.join("initdb"),
             &[
-                "-D",
-                &d,
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ],
+                &["-D", d.as_str()][..],
+                &super::db_commands::INITDB_ARGS[..],
+            ]
+            .concat(),
         );
         let server = PgServer {
             socket_dir: dir.path().to_path_buf(),
@@ -84,11 +77,7 @@ impl PgServer {
 
     /// Start the (stopped) server on its directory, socket and port.
     pub fn start_again(&self) {
-        let options = format!(
-            "-k {} -p {} -h 127.0.0.1 -c fsync=off",
-            self.socket_dir.display(),
-            self.port
-        );
+        let options = super::db_commands::postgres_options(&self.socket_dir, self.port);
         let log = format!("{}/log", self.socket_dir.display());
         let data = self.data.to_string_lossy().into_owned();
         as_postgres(

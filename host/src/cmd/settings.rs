@@ -1,5 +1,6 @@
 //! What `serve`, `check`, `query` and `demo` share: the configuration
-//! options (`--postfix-config`, `--config`, `--plugin-dir`, `--sandbox`),
+//! options (`--postfix-config`, `--config`, `--plugin-dir`, `--sandbox`,
+//! `--sql-pool-size`),
 //! loading the settings from them, and building the map types (built-ins,
 //! then plugins, with the compiled-plugin cache).
 
@@ -28,6 +29,10 @@ pub(crate) struct ConfigArgs {
     /// (repeatable; e.g. --sandbox hash).
     #[arg(long = "sandbox", value_name = "TYPE")]
     sandboxed: Vec<String>,
+    /// Connections per database server shared by the SQL tables naming it
+    /// (default: the configuration's `sql_pool_size`, else 4).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    sql_pool_size: Option<u16>,
     /// Started as root, serve as USER once the sockets are bound (default:
     /// main.cf's mail_owner; `root` keeps root's rights).
     #[arg(long, value_name = "USER")]
@@ -60,6 +65,9 @@ pub(crate) fn load_args(args: &ConfigArgs) -> Result<Settings> {
         if !settings.sandboxed_map_types.contains(t) {
             settings.sandboxed_map_types.push(t.clone());
         }
+    }
+    if let Some(size) = args.sql_pool_size {
+        settings.sql_pool_size = usize::from(size);
     }
     Ok(settings)
 }

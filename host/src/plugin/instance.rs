@@ -37,6 +37,8 @@ pub(crate) struct HostState {
     files: Arc<GrantedFiles>,
     /// The database this table's configuration names (SQL map types).
     database: Option<Arc<dyn crate::sql::Database>>,
+    /// The tables its `domain` list names, by name.
+    domain_tables: Arc<Vec<(String, Arc<dyn crate::dict::Dict>)>>,
     /// Time the current call spent waiting for the database: it does not
     /// count against the plugin's time limit (the host bounds it).
     database_wait: std::time::Duration,
@@ -203,6 +205,17 @@ impl sql::Host for HostState {
             Err(e) => Err(sql::SqlError::Unavailable(e.to_string())),
         }
     }
+
+    fn domain_lookup(&mut self, table: String, key: String) -> Result<Option<Vec<u8>>, String> {
+        let Some((_, dict)) = self.domain_tables.iter().find(|(name, _)| *name == table) else {
+            return Err(format!(
+                "table {}: {table} is not in its domain list",
+                self.table
+            ));
+        };
+        dict.lookup(key.as_bytes(), dict.flags())
+            .map_err(|e| format!("domain table {table}: {e}"))
+    }
 }
 
 /// What an instance needs to start.
@@ -217,6 +230,8 @@ pub(crate) struct InstanceSpec {
     pub files: Arc<GrantedFiles>,
     /// The table's database (SQL map types only).
     pub database: Option<Arc<dyn crate::sql::Database>>,
+    /// The tables its `domain` list names (SQL map types only).
+    pub domain_tables: Arc<Vec<(String, Arc<dyn crate::dict::Dict>)>>,
     /// Memory limit in bytes.
     pub memory_bytes: usize,
     /// Epoch ticks a call may take.
@@ -263,6 +278,7 @@ impl Instance {
             table: spec.table.clone(),
             files: spec.files.clone(),
             database: spec.database.clone(),
+            domain_tables: spec.domain_tables.clone(),
             database_wait: std::time::Duration::ZERO,
         };
         let mut store = Store::new(engine, state);

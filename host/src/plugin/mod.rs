@@ -341,7 +341,27 @@ impl PluginHost {
         plugin: Arc<LoadedPlugin>,
         req: &OpenParams<'_>,
     ) -> Result<Arc<dyn Dict>, OpenError> {
-        let files = Self::files_of(&plugin, req.name);
+        let mut files = Self::files_of(&plugin, req.name);
+        // A SQL table also reads the files its `domain` list names, and
+        // looks domains up in the tables the list names (opened here, as
+        // Postfix opens them inside the proxymap process).
+        let mut domain_tables = Vec::new();
+        if let (Some(_), Some(cf)) = (plugin.manifest.database, files.first()) {
+            let sources = crate::sql::domain_sources(cf);
+            for name in sources.tables {
+                let dict = req
+                    .types
+                    .open(
+                        &name,
+                        crate::flags::LOCK | crate::flags::FOLD_FIX,
+                        false,
+                        req.utf8,
+                    )
+                    .map_err(|e| OpenError::new(req.table, format!("domain: {}", e.reason())))?;
+                domain_tables.push((name, dict));
+            }
+            files.extend(sources.files);
+        }
         let plugin_stamps = plugin.stamps.clone();
         let request = WitOpenRequest {
             map_type: plugin.name.clone(),
@@ -380,6 +400,7 @@ impl PluginHost {
             plugin: plugin.name.as_str().into(),
             table: req.table.into(),
             database,
+            domain_tables: Arc::new(domain_tables),
             files: Arc::new(GrantedFiles::new(files.clone()).with_flock(plugin.manifest.flock)),
             memory_bytes: plugin.manifest.memory_bytes,
             deadline_ticks: ticks,

@@ -269,9 +269,13 @@ impl Dict for PluginTable {
     }
 
     /// A table with a database may have as many lookups in flight as it
-    /// has instances: they wait on the database, not on a processor.
+    /// has instances and its database takes: they wait on the database,
+    /// not on a processor.
     fn parallel_lookups(&self) -> Option<usize> {
-        self.spec.database.as_ref().map(|_| self.max)
+        self.spec
+            .database
+            .as_ref()
+            .map(|db| self.max.min(db.parallel()))
     }
 
     fn lookup(&self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, DictError> {
@@ -371,6 +375,7 @@ impl Dict for PluginTable {
 
     fn changed(&self) -> bool {
         self.stamps.iter().any(FileStamp::changed)
+            || self.spec.domain_tables.iter().any(|(_, d)| d.changed())
     }
 
     fn is_database_file(&self) -> bool {

@@ -96,6 +96,12 @@ pub(crate) enum SqlError {
 pub(crate) trait Database: Send + Sync {
     /// Run one statement.
     fn query(&self, statement: &[Piece]) -> Result<Rows, SqlError>;
+
+    /// How many statements of one table are worth running at once (more
+    /// would only wait for a connection, each holding a thread).
+    fn parallel(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// Connections per database host (and per SQLite file) unless the
@@ -129,6 +135,53 @@ pub(crate) fn open_for_table(
             mysql::Spec::from_cf(&cf)?,
             pool_settings(&cf, pool_size)?,
         )?)),
+    }
+}
+
+/// What a SQL table's `domain` list names besides domains: files
+/// (`/file/name` entries, and files named inside those), which the table's
+/// plugin is granted beside its `.cf` file, and `type:name` tables, in
+/// which the host looks domains up for it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct DomainSources {
+    /// Files, in the order the list names them.
+    pub files: Vec<std::path::PathBuf>,
+    /// Tables, in the order the list names them.
+    pub tables: Vec<String>,
+}
+
+/// The [`DomainSources`] of the `.cf` file at `cf_path`. Files that cannot
+/// be read are left out: the plugin then says so when it opens the table.
+pub(crate) fn domain_sources(cf_path: &Path) -> DomainSources {
+    struct Recorder(Vec<std::path::PathBuf>);
+    impl proxymapd_sqlcommon::domain::Sources for Recorder {
+        fn file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+            let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+            if !self.0.iter().any(|p| p.as_os_str() == path) {
+                self.0.push(path.into());
+            }
+            Ok(bytes)
+        }
+        fn lookup(&mut self, _table: &str, _key: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok(None)
+        }
+    }
+    let Ok(text) = std::fs::read(cf_path) else {
+        return DomainSources::default();
+    };
+    let Ok(cf) = CfFile::parse(&cf_path.display().to_string(), &text) else {
+        return DomainSources::default();
+    };
+    let Some(domain) = cf.get("domain") else {
+        return DomainSources::default();
+    };
+    let mut recorder = Recorder(Vec::new());
+    let tables = proxymapd_sqlcommon::domain::DomainList::parse(domain, &mut recorder)
+        .map(|list| list.tables().into_iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    DomainSources {
+        files: recorder.0,
+        tables,
     }
 }
 

@@ -5,8 +5,8 @@
 //! it, found in `option_file` or Debian's default), with `user`,
 //! `password` and `dbname`; statements run as text queries; the first
 //! result set counts and must be there (`require_result_set`, default
-//! yes); a further result set with rows is an error, as are rows Postfix
-//! would not expect. Key parts are escaped as mysql_real_escape_string
+//! yes); a further result set with rows is an error, and so are several
+//! statements in one query (Postfix's client does not enable them). Key parts are escaped as mysql_real_escape_string
 //! escapes them for the session: NUL, newline, CR, `\`, `'`, `"` and
 //! Ctrl-Z get a backslash, or only `'` is doubled when the server runs
 //! with NO_BACKSLASH_ESCAPES. A NULL comes back as NULL (skipped without a
@@ -235,7 +235,9 @@ impl Connector for Spec {
         let statement = Piece::render(pieces, |value, out| {
             escape(value, session.no_backslash_escapes, out)
         });
-        let outcome = self.collect(&mut session.conn, &statement).await;
+        let outcome = self
+            .collect(&mut session.conn, &statement, session.no_backslash_escapes)
+            .await;
         if let Err(Failure::Connection(_)) = &outcome {
             session.broken = true;
         }
@@ -264,13 +266,27 @@ enum Failure {
 
 impl Spec {
     /// Run `statement` and read its results as Postfix reads them.
-    async fn collect(&self, conn: &mut Conn, statement: &[u8]) -> Result<Rows, Failure> {
+    async fn collect(
+        &self,
+        conn: &mut Conn,
+        statement: &[u8],
+        no_backslash_escapes: bool,
+    ) -> Result<Rows, Failure> {
         let failed = |e: mysql_async::Error| match e {
             mysql_async::Error::Server(e) => {
                 Failure::Result(format!("mysql query failed: {}", e.message))
             }
             other => Failure::Connection(format!("mysql query failed: {other}")),
         };
+        // Postfix's client does not enable several statements in one query:
+        // the server calls that a syntax error.
+        if several_statements(statement, no_backslash_escapes) {
+            return Err(Failure::Result(
+                "mysql query failed: several statements in one query \
+                 (Postfix's client sends one; the server rejects the rest as a syntax error)"
+                    .into(),
+            ));
+        }
         let mut result = conn.query_iter(statement).await.map_err(failed)?;
         let mut rows: Option<Rows> = None;
         let mut extra = false;
@@ -309,6 +325,51 @@ impl Spec {
     }
 }
 
+/// Whether `statement` holds a `;` outside strings, identifiers and
+/// comments with more than blanks after it (one trailing `;` is allowed,
+/// as the server allows it).
+fn several_statements(statement: &[u8], no_backslash_escapes: bool) -> bool {
+    let mut i = 0;
+    while i < statement.len() {
+        match statement[i] {
+            quote @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < statement.len() && statement[i] != quote {
+                    if statement[i] == b'\\' && quote != b'`' && !no_backslash_escapes {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i < statement.len() && statement[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'-' if statement.get(i + 1) == Some(&b'-')
+                && statement.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) =>
+            {
+                while i < statement.len() && statement[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if statement.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < statement.len() && &statement[i..i + 2] != b"*/" {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b';' => {
+                return statement[i + 1..].iter().any(|c| !c.is_ascii_whitespace());
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +399,13 @@ mod tests {
             Some("/right.sock")
         );
         assert_eq!(option_socket(options, "other"), None);
+        assert!(several_statements(b"SELECT 1; DO 1", false));
+        assert!(!several_statements(b"SELECT 1;  ", false));
+        assert!(!several_statements(b"SELECT 'a;b', `c;d`, \"e;f\"", false));
+        assert!(!several_statements(b"SELECT 'a\\';b'", false));
+        assert!(several_statements(b"SELECT 'a\\';b'", true));
+        assert!(!several_statements(b"SELECT 1 -- ; x\n", false));
+        assert!(!several_statements(b"SELECT 1 /* ; x */", false));
+        assert!(!several_statements(b"SELECT 1 # ; x", false));
     }
 }

@@ -11,7 +11,9 @@
 //! of them holds more than `size - 1` connections at once, so a table
 //! whose queries are slow never makes the others wait for a connection.
 //! What a backend adds is a [`Connector`]: how to open a session to host
-//! `i` and run one statement on it.
+//! `i` and run one statement on it. A session runs its I/O on a small
+//! runtime of its own, driven by the thread that uses it, so a query costs
+//! no hand-off between threads.
 
 use super::{Piece, Rows, SqlError};
 use std::collections::HashMap;
@@ -56,14 +58,14 @@ pub(crate) trait Connector: Clone + Eq + Hash + Send + Sync + 'static {
     /// The hosts the settings list, each as messages name it and with its
     /// place in Postfix's order (0 UNIX, 1 INET, 2 URI).
     fn hosts(&self) -> Vec<(String, u8)>;
-    /// Open a session to host `i`.
-    fn connect(&self, i: usize) -> impl Future<Output = Result<Self::Session, String>> + Send;
+    /// Open a session to host `i` (run on the session's own runtime).
+    fn connect(&self, i: usize) -> impl Future<Output = Result<Self::Session, String>>;
     /// Run one statement; the message of an `Err` is logged as is.
     fn run(
         &self,
         session: &mut Self::Session,
         statement: &[Piece],
-    ) -> impl Future<Output = Result<Rows, String>> + Send;
+    ) -> impl Future<Output = Result<Rows, String>>;
     /// The session can no longer be used (the server went away).
     fn is_closed(session: &Self::Session) -> bool;
     /// This backend's pools (a `static` in the implementation).
@@ -74,8 +76,36 @@ pub(crate) trait Connector: Clone + Eq + Hash + Send + Sync + 'static {
 /// while some table holds it.
 pub(crate) type Registry<C> = Mutex<HashMap<(C, PoolSettings), Weak<Pool<C>>>>;
 
+/// A session with the runtime its I/O runs on, driven by whichever
+/// thread uses the session.
+pub(crate) struct Live<S> {
+    runtime: Option<tokio::runtime::Runtime>,
+    session: Option<S>,
+}
+
+impl<S> Live<S> {
+    fn session(&self) -> &S {
+        self.session
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl<S> Drop for Live<S> {
+    fn drop(&mut self) {
+        // The session closes its connection inside its own runtime, which
+        // goes after it, without blocking (this may run on the event loop).
+        if let Some(runtime) = self.runtime.take() {
+            let inside = runtime.enter();
+            drop(self.session.take());
+            drop(inside);
+            runtime.shutdown_background();
+        }
+    }
+}
+
 struct Idle<S> {
-    session: S,
+    session: Live<S>,
     since: Instant,
 }
 
@@ -93,7 +123,6 @@ pub(crate) struct Pool<C: Connector> {
     /// Each host's place in the order of preference.
     ranks: Vec<u8>,
     settings: PoolSettings,
-    runtime: tokio::runtime::Handle,
     hosts: Mutex<Vec<HostState<C::Session>>>,
     /// Signalled when a session comes back or a connection closes.
     returned: Condvar,
@@ -117,7 +146,7 @@ impl<C: Connector> Pool<C> {
     /// host's connections, or the table's share, are in use; `None` when
     /// the host is resting after a connection failure. `in_use` changes
     /// only under the hosts lock.
-    fn session(&self, i: usize, in_use: &AtomicUsize) -> Result<Option<C::Session>, String> {
+    fn session(&self, i: usize, in_use: &AtomicUsize) -> Result<Option<Live<C::Session>>, String> {
         let deadline = Instant::now() + self.settings.timeout;
         {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
@@ -130,7 +159,7 @@ impl<C: Connector> Pool<C> {
                 if in_use.load(Ordering::Relaxed) < share {
                     while let Some(idle) = host.idle.pop() {
                         if idle.since.elapsed() < self.settings.idle_interval
-                            && !C::is_closed(&idle.session)
+                            && !C::is_closed(idle.session.session())
                         {
                             in_use.fetch_add(1, Ordering::Relaxed);
                             return Ok(Some(idle.session));
@@ -162,11 +191,29 @@ impl<C: Connector> Pool<C> {
         }
         let name = &self.names[i];
         let timeout = self.settings.timeout;
-        let connected = self.runtime.block_on(async {
-            tokio::time::timeout(timeout, self.connector.connect(i))
-                .await
-                .unwrap_or_else(|_| Err(format!("connect to {} server {name}: timed out", C::KIND)))
-        });
+        let connected = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("{}: cannot start a session runtime: {e}", C::KIND))
+            .and_then(|runtime| {
+                let session = runtime.block_on(async {
+                    tokio::time::timeout(timeout, self.connector.connect(i))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(format!("connect to {} server {name}: timed out", C::KIND))
+                        })
+                });
+                match session {
+                    Ok(session) => Ok(Live {
+                        runtime: Some(runtime),
+                        session: Some(session),
+                    }),
+                    Err(e) => {
+                        drop(runtime);
+                        Err(e)
+                    }
+                }
+            });
         match connected {
             Ok(session) => Ok(Some(session)),
             Err(e) => {
@@ -192,7 +239,7 @@ impl<C: Connector> Pool<C> {
     }
 
     /// A session whose query failed is closed (Postfix closes it too).
-    fn discard(&self, i: usize, session: C::Session, in_use: &AtomicUsize) {
+    fn discard(&self, i: usize, session: Live<C::Session>, in_use: &AtomicUsize) {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts[i].open = hosts[i].open.saturating_sub(1);
         in_use.fetch_sub(1, Ordering::Relaxed);
@@ -204,7 +251,7 @@ impl<C: Connector> Pool<C> {
         self.returned.notify_all();
     }
 
-    fn give_back(&self, i: usize, session: C::Session, in_use: &AtomicUsize) {
+    fn give_back(&self, i: usize, session: Live<C::Session>, in_use: &AtomicUsize) {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts[i].idle.push(Idle {
             session,
@@ -215,11 +262,9 @@ impl<C: Connector> Pool<C> {
         self.returned.notify_all();
     }
 
-    /// Drop sessions inside the runtime, where closing them may need it.
+    /// Close sessions (outside the hosts lock).
     fn close(&self, sessions: Vec<Idle<C::Session>>) {
-        if !sessions.is_empty() {
-            self.runtime.spawn(async move { drop(sessions) });
-        }
+        drop(sessions);
     }
 
     /// Close the sessions idle for longer than the idle interval.
@@ -250,9 +295,13 @@ impl<C: Connector> Pool<C> {
         order
     }
 
-    fn run(&self, session: &mut C::Session, pieces: &[Piece]) -> Result<Rows, String> {
+    fn run(&self, live: &mut Live<C::Session>, pieces: &[Piece]) -> Result<Rows, String> {
         let timeout = self.settings.timeout;
-        self.runtime.block_on(async {
+        let Live { runtime, session } = live;
+        let (Some(runtime), Some(session)) = (runtime.as_ref(), session.as_mut()) else {
+            unreachable!("taken only on drop")
+        };
+        runtime.block_on(async {
             tokio::time::timeout(timeout, self.connector.run(session, pieces))
                 .await
                 .unwrap_or_else(|_| Err(format!("{} query failed: timed out", C::KIND)))
@@ -277,6 +326,15 @@ impl<C: Connector> Drop for Table<C> {
 }
 
 impl<C: Connector> super::Database for Table<C> {
+    fn parallel(&self) -> usize {
+        let size = self.pool.settings.size;
+        if size > 1 {
+            size - 1
+        } else {
+            1
+        }
+    }
+
     fn query(&self, pieces: &[Piece]) -> Result<Rows, SqlError> {
         let pool = &self.pool;
         let mut errors = Vec::new();
@@ -306,7 +364,7 @@ impl<C: Connector> super::Database for Table<C> {
                 }
                 Err(e) => {
                     // Logged by the plugin, with the table's file.
-                    if C::is_closed(&session) {
+                    if C::is_closed(session.session()) {
                         pool.failed(i, &self.in_use);
                         pool.close(vec![Idle {
                             session,
@@ -347,8 +405,6 @@ pub(crate) fn table<C: Connector>(
 }
 
 fn pool<C: Connector>(connector: C, settings: PoolSettings) -> Result<Arc<Pool<C>>, String> {
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| format!("{}: no runtime to run database connections on", C::KIND))?;
     let mut created = false;
     let pool = super::shared_pool(C::pools(), (connector.clone(), settings), || {
         created = true;
@@ -365,7 +421,6 @@ fn pool<C: Connector>(connector: C, settings: PoolSettings) -> Result<Arc<Pool<C
             names,
             ranks,
             settings,
-            runtime: runtime.clone(),
             hosts: Mutex::new(hosts),
             returned: Condvar::new(),
             tables: AtomicUsize::new(0),
@@ -374,15 +429,17 @@ fn pool<C: Connector>(connector: C, settings: PoolSettings) -> Result<Arc<Pool<C
     if created {
         let weak = Arc::downgrade(&pool);
         let tick = (settings.idle_interval / 4).max(Duration::from_millis(250));
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(tick).await;
+        // The idle-close timer: a thread that ends with the pool.
+        std::thread::Builder::new()
+            .name(format!("{}-idle", C::KIND))
+            .spawn(move || loop {
+                std::thread::sleep(tick);
                 match weak.upgrade() {
                     Some(pool) => pool.close_idle(),
                     None => break,
                 }
-            }
-        });
+            })
+            .map_err(|e| format!("{}: cannot start the idle-close timer: {e}", C::KIND))?;
     }
     Ok(pool)
 }

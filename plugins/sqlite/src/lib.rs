@@ -19,21 +19,26 @@ use proxymapd_sqlcommon::domain::{DomainList, Sources, Verdict};
 use proxymapd_sqlcommon::legacy;
 use proxymapd_sqlcommon::template::{self, Assembly, Context, Kind, Template};
 
-/// Where a `domain` list's files and tables would come from: not granted
-/// to this plugin yet, so such lists refuse to open.
-struct NoSources;
+/// Where a `domain` list's files and tables are: the host grants the table
+/// the files its list names, after the `.cf` file, and looks domains up in
+/// the tables the list names.
+struct GrantedSources<'a> {
+    /// The granted files' paths, by index.
+    files: &'a [String],
+}
 
-impl Sources for NoSources {
+impl Sources for GrantedSources<'_> {
     fn file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        Err(format!(
-            "domain: file {path}: files in a domain list are not supported by this proxymapd yet"
-        ))
+        let index = self
+            .files
+            .iter()
+            .position(|f| f == path)
+            .ok_or_else(|| format!("domain: open {path}: not readable"))?;
+        read_file(index as u32).map_err(|e| format!("domain: open {path}: {e}"))
     }
 
-    fn lookup(&mut self, table: &str, _key: &str) -> Result<Option<Vec<u8>>, String> {
-        Err(format!(
-            "domain: table {table}: tables in a domain list are not supported by this proxymapd yet"
-        ))
+    fn lookup(&mut self, table: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+        sql::domain_lookup(table, key)
     }
 }
 
@@ -105,7 +110,10 @@ impl MapType for SqlTable {
         let domain = if domain.is_empty() {
             None
         } else {
-            Some(DomainList::parse(&domain, &mut NoSources).map_err(config)?)
+            let mut sources = GrantedSources {
+                files: &request.files,
+            };
+            Some(DomainList::parse(&domain, &mut sources).map_err(config)?)
         };
         let mut ctx = Context::default();
         let query = Template::parse(&query, Kind::Query, &mut ctx, &path).map_err(config)?;
@@ -133,7 +141,7 @@ impl MapType for SqlTable {
         }
         let key = fold::fold_fixed(key, request_flags, self.utf8);
         if let Some(domain) = &self.domain {
-            match domain.check(&key, &mut NoSources) {
+            match domain.check(&key, &mut GrantedSources { files: &[] }) {
                 Verdict::Query => {}
                 Verdict::Skip => return Ok(None),
                 Verdict::Error(e) => return Err(Error::Retry(e)),

@@ -34,6 +34,7 @@ INSERT INTO users VALUES
   ('pct%s@example.com', 'percent@dest.org', NULL, NULL),
   ('grüße@example.com', 'utf8@dest.org', NULL, NULL),
   ('utf8val@example.com', 'wert-ä-€', NULL, NULL),
+  ('latin1val@example.com', 'wert-ä', NULL, NULL),
   ('Upper@Example.com', 'case@dest.org', NULL, NULL),
   ('example.com', 'domain-key', NULL, NULL),
   ('sub.example.com', 'sub-domain-key', NULL, NULL);
@@ -113,7 +114,18 @@ const CASES: &[(&str, &str)] = &[
 ];
 
 /// Keys every case is asked (one per line for `postmap -q -`).
-fn keys() -> Vec<String> {
+fn keys() -> Vec<Vec<u8>> {
+    text_keys().into_iter().map(String::into_bytes).collect()
+}
+
+/// Keys every case is asked one at a time: a value that comes back in
+/// Latin-1 bytes from Postfix 3.7's pgsql session (Postfix then reports a
+/// lookup error and postmap stops, dropping what it had printed), and a key
+/// in Latin-1 bytes.
+const LATIN1_KEYS: [&[u8]; 2] = [b"latin1val@example.com", b"m\xfcller@example.com"];
+
+/// The keys that are text.
+fn text_keys() -> Vec<String> {
     [
         "alice@example.com",
         "ALICE@EXAMPLE.COM",
@@ -203,9 +215,14 @@ fn run_corpus(
     let mut answered = 0;
     let mut per_table = Vec::new();
     for (file, _) in &cases {
-        let out = pf.assert_same(&format!("{map_type}:$data/{file}"), &keys);
-        answered += out.lines().count();
-        per_table.push(format!("{file} {}", out.lines().count()));
+        let out = pf.assert_same_bytes(&format!("{map_type}:$data/{file}"), &keys);
+        let mut lines = out.lines().count();
+        for key in LATIN1_KEYS {
+            let out = pf.assert_same_bytes(&format!("{map_type}:$data/{file}"), &[key.to_vec()]);
+            lines += out.lines().count();
+        }
+        answered += lines;
+        per_table.push(format!("{file} {lines}"));
     }
     // A value beyond Latin-1: pgsql's query fails in Postfix 3.7's LATIN1
     // session, and postmap -q - dies there without printing what it had,
@@ -220,7 +237,7 @@ fn run_corpus(
     eprintln!(
         "{map_type} corpus: {} tables x {} keys, {answered} answers, all equal to Postfix's ({})",
         cases.len(),
-        keys.len(),
+        keys.len() + LATIN1_KEYS.len() + 1,
         per_table.join(", ")
     );
     (pf, answered)

@@ -138,7 +138,9 @@ pub fn markdown(rows: &[Row], header: &str) -> String {
             );
         }
     }
-    md.push_str("\n## Sandboxed plugin against the native path\n\n| table | C | req/s plugin ÷ native | req/s plugin ÷ Postfix | p99 plugin ÷ native | CPU/req plugin ÷ native |\n|---|---:|---:|---:|---:|---:|\n");
+    if rows.iter().any(|r| r.server == "proxymapd-plugin") {
+        md.push_str("\n## Sandboxed plugin against the native path\n\n| table | C | req/s plugin ÷ native | req/s plugin ÷ Postfix | p99 plugin ÷ native | CPU/req plugin ÷ native |\n|---|---:|---:|---:|---:|---:|\n");
+    }
     for t in &tables {
         for &c in &cs {
             let (Some(plugin), Some(native), Some(pf)) = (

@@ -59,7 +59,7 @@ impl Postfix {
     }
 
     /// Run the real postmap with this configuration.
-    pub fn postmap(&self, args: &[&str], stdin: &str) -> Output {
+    pub fn postmap(&self, args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
         let mut child = Command::new("postmap")
             .arg("-c")
             .arg(&self.etc)
@@ -73,7 +73,7 @@ impl Postfix {
         // Feed stdin from another thread: postmap answers while it reads, and
         // both pipes would fill up with large inputs.
         let mut pipe = child.stdin.take().unwrap();
-        let input = stdin.as_bytes().to_vec();
+        let input = stdin.as_ref().to_vec();
         let feeder = std::thread::spawn(move || pipe.write_all(&input));
         let out = child.wait_with_output().unwrap();
         feeder.join().unwrap().unwrap();
@@ -87,8 +87,16 @@ impl Postfix {
 
     /// Query every key through proxy: and directly; both must agree.
     pub fn assert_same(&self, spec: &str, keys: &[String]) -> String {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.clone().into_bytes()).collect();
+        self.assert_same_bytes(spec, &keys)
+    }
+
+    /// [`Postfix::assert_same`] for keys of any bytes; the outputs must be
+    /// equal byte for byte.
+    pub fn assert_same_bytes(&self, spec: &str, keys: &[Vec<u8>]) -> String {
         let table = self.table(spec);
-        let input = keys.join("\n") + "\n";
+        let mut input = keys.join(&b'\n');
+        input.push(b'\n');
         let proxied = self.postmap(&["-q", "-", &format!("proxy:{table}")], &input);
         let direct = self.postmap(&["-q", "-", &table], &input);
         let (p, d) = (
@@ -103,7 +111,7 @@ impl Postfix {
             String::from_utf8_lossy(&direct.stderr),
             self.server.log_text()
         );
-        if p != d {
+        if p != d || proxied.stdout != direct.stdout {
             let (pl, dl): (Vec<&str>, Vec<&str>) = (p.lines().collect(), d.lines().collect());
             let first = pl
                 .iter()

@@ -51,8 +51,10 @@ pub fn granted_file(request: &crate::OpenRequest) -> Result<(String, u64), crate
 }
 
 /// Statements on the database the table's configuration names (SQL map
-/// types; the plugin's manifest says `database = "sqlite"`). The host owns
-/// the connections and escapes [`sql::Piece::Escaped`] values for them.
+/// types; the plugin's manifest says `database = "sqlite"`, `"pgsql"`,
+/// `"mysql"` or `"by-map-type"`). The host owns the connections and escapes
+/// [`sql::Piece::Escaped`] values for them; [`sql::domain_lookup`] looks a
+/// domain up in a table the configuration's `domain` list names.
 pub mod sql {
     pub use super::bindings::proxymapd::dict::sql::{domain_lookup, query, Piece, Rows, SqlError};
 }

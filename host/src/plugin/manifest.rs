@@ -13,7 +13,7 @@
 //!                               # as Postfix locks Berkeley DB tables
 //! database = "sqlite"           # a SQL map type: each table may run statements
 //!                               # on the database its .cf file names ("sqlite",
-//!                               # "pgsql", or "by-map-type" for a plugin
+//!                               # "pgsql", "mysql", or "by-map-type" for a plugin
 //!                               # shipped under several SQL type names)
 //! ```
 

@@ -217,8 +217,9 @@ impl PluginTable {
     /// Promote the table to event-loop lookups after a run of fast calls.
     fn note_duration(&self, took: std::time::Duration) {
         if took <= FAST_CALL {
-            // A table with a database waits on it: never on the event loop.
-            if self.spec.database.is_none()
+            // A table whose database is a server waits on it: never on the
+            // event loop (SQLite files are read here, like other tables).
+            if !self.spec.database.as_ref().is_some_and(|db| db.remote())
                 && self.fast_streak.fetch_add(1, Ordering::Relaxed) + 1 >= PROMOTE_AFTER
             {
                 self.inline.store(true, Ordering::Relaxed);
@@ -275,6 +276,7 @@ impl Dict for PluginTable {
         self.spec
             .database
             .as_ref()
+            .filter(|db| db.remote())
             .map(|db| self.max.min(db.parallel()))
     }
 

@@ -102,6 +102,12 @@ pub(crate) trait Database: Send + Sync {
     fn parallel(&self) -> usize {
         usize::MAX
     }
+
+    /// Statements wait on a server over the network (pgsql, mysql), not on
+    /// this process's own work (sqlite).
+    fn remote(&self) -> bool {
+        true
+    }
 }
 
 /// Connections per database host (and per SQLite file) unless the

@@ -409,12 +409,7 @@ fn sixty_four_clients_over_four_mysql_tables_share_one_small_pool() {
     }
     let (my, connect) = mysql_database();
     sixty_four_clients_over_four_tables("mysql", &connect, "CONCAT(dest, '-$n')", || {
-        my.value(
-            "",
-            "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'postfix'",
-        )
-        .parse()
-        .unwrap()
+        my.connections_of("postfix")
     });
 }
 
@@ -599,15 +594,11 @@ fn a_slow_table_never_delays_another(map_type: &str, connect: &str, slow_query: 
         pf.table(&format!("{map_type}:$data/fast.cf")),
     );
     let socket = pf.server.proxymap.clone();
-    let ask = |client: &mut proxymapd::client::Client, table: &str| {
-        let reply = client.lookup(table, 0x4040, b"alice@example.com").unwrap();
-        (reply.status(), reply.get("value").map(<[u8]>::to_vec))
-    };
     let ok = (Some(0), Some(b"alice@dest.org".to_vec()));
     let mut client = proxymapd::client::Client::connect(&socket, true).unwrap();
     // Both tables open (the slow one's first query takes its second).
-    assert_eq!(ask(&mut client, &fast), ok);
-    assert_eq!(ask(&mut client, &slow), ok);
+    assert_eq!(ask_alice(&mut client, &fast), ok);
+    assert_eq!(ask_alice(&mut client, &slow), ok);
     let slow_done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let slow_clients: Vec<_> = (0..6)
         .map(|_| {
@@ -616,9 +607,9 @@ fn a_slow_table_never_delays_another(map_type: &str, connect: &str, slow_query: 
                 let mut client = proxymapd::client::Client::connect(&socket, true).unwrap();
                 let mut answers = Vec::new();
                 for _ in 0..2 {
-                    let reply = client.lookup(&slow, 0x4040, b"alice@example.com").unwrap();
+                    let answer = ask_alice(&mut client, &slow);
                     done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    answers.push((reply.status(), reply.get("value").map(<[u8]>::to_vec)));
+                    answers.push(answer);
                 }
                 answers
             })
@@ -628,7 +619,7 @@ fn a_slow_table_never_delays_another(map_type: &str, connect: &str, slow_query: 
     let mut slowest = std::time::Duration::ZERO;
     for _ in 0..20 {
         let started = std::time::Instant::now();
-        assert_eq!(ask(&mut client, &fast), ok);
+        assert_eq!(ask_alice(&mut client, &fast), ok);
         slowest = slowest.max(started.elapsed());
     }
     let finished_meanwhile = slow_done.load(std::sync::atomic::Ordering::SeqCst);
@@ -696,14 +687,7 @@ fn mysql_idle_close_fault_and_retry_interval_follow_the_cf() {
     let mut client = proxymapd::client::Client::connect(&pf.server.proxymap, true).unwrap();
     let mut ask = |table: &str| ask_alice(&mut client, table);
     let ok = (Some(0), Some(b"alice@dest.org".to_vec()));
-    let held = || -> usize {
-        my.value(
-            "",
-            "SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'postfix'",
-        )
-        .parse()
-        .unwrap()
-    };
+    let held = || my.connections_of("postfix");
     assert_eq!(ask(&my_table), ok);
     let before = held();
     assert_eq!(before, 1, "one connection after one lookup");

@@ -132,6 +132,16 @@ impl MyServer {
         self.client(db, sql, false);
     }
 
+    /// How many connections `user` holds now.
+    pub fn connections_of(&self, user: &str) -> usize {
+        self.value(
+            "",
+            &format!("SELECT COUNT(*) FROM information_schema.processlist WHERE user = '{user}'"),
+        )
+        .parse()
+        .expect("a count")
+    }
+
     /// The output of `sql` (tab-separated, no headers) in database `db`.
     pub fn value(&self, db: &str, sql: &str) -> String {
         self.client(db, sql, true)

@@ -164,8 +164,8 @@ pub struct Settings {
     /// Map types served by their WebAssembly plugin instead of the native
     /// reader in the host (for example `hash`, `btree`).
     pub sandboxed_map_types: Vec<String>,
-    /// Connections per database server (or SQLite file) that the SQL
-    /// tables naming it share.
+    /// Connections per database server that the SQL tables naming it
+    /// share.
     pub sql_pool_size: usize,
     /// Postfix parameters as postconf reported them (`mail_owner`,
     /// `max_idle`, `syslog_name`, …); empty for a TOML configuration.

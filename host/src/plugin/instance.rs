@@ -198,7 +198,7 @@ impl sql::Host for HostState {
         let result = database.query(&pieces);
         // Waiting on a database server does not count against the plugin's
         // time limit; SQLite's work in this process does.
-        if database.remote() {
+        if database.server_parallelism().is_some() {
             self.database_wait += started.elapsed();
         }
         match result {
@@ -318,9 +318,14 @@ impl Instance {
         })
     }
 
-    fn arm(&mut self) {
+    /// Start a call's clock: `ticks` epoch ticks, none waited yet.
+    fn arm_for(&mut self, ticks: u64) {
         self.store.data_mut().database_wait = std::time::Duration::ZERO;
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.store.set_epoch_deadline(ticks);
+    }
+
+    fn arm(&mut self) {
+        self.arm_for(self.deadline_ticks);
     }
 
     /// The table's flags.
@@ -346,8 +351,7 @@ impl Instance {
         flags: u32,
         ticks: u64,
     ) -> Result<Option<Vec<u8>>, CallError> {
-        self.store.data_mut().database_wait = std::time::Duration::ZERO;
-        self.store.set_epoch_deadline(ticks);
+        self.arm_for(ticks);
         let t = self.table;
         flatten(self.bindings.proxymapd_dict_dict().table().call_lookup(
             &mut self.store,

@@ -138,7 +138,7 @@ impl Manifest {
                     bad(
                         "database",
                         &format!(
-                            "unknown database \"{name}\"; use \"sqlite\", \"pgsql\" or \"by-map-type\""
+                            "unknown database \"{name}\"; use \"sqlite\", \"pgsql\", \"mysql\" or \"by-map-type\""
                         ),
                     )
                 })?),

@@ -182,7 +182,7 @@ impl PluginHost {
     /// Give SQL tables pools of at most `size` connections per database
     /// server (default 4).
     pub fn with_sql_pool_size(mut self, size: usize) -> PluginHost {
-        self.sql_pool_size = size.max(1);
+        self.sql_pool_size = size;
         self
     }
 
@@ -342,13 +342,20 @@ impl PluginHost {
         req: &OpenParams<'_>,
     ) -> Result<Arc<dyn Dict>, OpenError> {
         let mut files = Self::files_of(&plugin, req.name);
-        // A SQL table also reads the files its `domain` list names, and
-        // looks domains up in the tables the list names (opened here, as
-        // Postfix opens them inside the proxymap process).
+        // A SQL map type's table reaches the database its own .cf names,
+        // read here by the host (a table that cannot get it gets its
+        // surrogate, with the reason). It also reads the files its `domain`
+        // list names, and looks domains up in the tables the list names
+        // (opened here, as Postfix opens them inside the proxymap process).
+        let mut database = None;
         let mut domain_tables = Vec::new();
-        if let (Some(_), Some(cf)) = (plugin.manifest.database, files.first()) {
-            let sources = crate::sql::domain_sources(cf);
-            for name in sources.tables {
+        if let (Some(rule), Some(cf)) = (plugin.manifest.database, files.first()) {
+            let map_type = req.table.split_once(':').map_or(req.table, |(t, _)| t);
+            let setup = rule
+                .backend(map_type)
+                .and_then(|backend| crate::sql::open_for_table(backend, cf, self.sql_pool_size))
+                .map_err(|e| OpenError::new(req.table, e))?;
+            for name in setup.domain.tables {
                 let dict = req
                     .types
                     .open(
@@ -360,7 +367,8 @@ impl PluginHost {
                     .map_err(|e| OpenError::new(req.table, format!("domain: {}", e.reason())))?;
                 domain_tables.push((name, dict));
             }
-            files.extend(sources.files);
+            database = Some(setup.database);
+            files.extend(setup.domain.files);
         }
         let plugin_stamps = plugin.stamps.clone();
         let request = WitOpenRequest {
@@ -379,22 +387,6 @@ impl PluginHost {
             .call_timeout_ms
             .div_ceil(TICK.as_millis() as u64)
             + 1;
-        // A SQL map type's table reaches the database its own .cf names,
-        // read here by the host (a table that cannot get it gets its
-        // surrogate, with the reason).
-        let database = match (plugin.manifest.database, files.first()) {
-            (Some(rule), Some(cf)) => {
-                let map_type = req.table.split_once(':').map_or(req.table, |(t, _)| t);
-                Some(
-                    rule.backend(map_type)
-                        .and_then(|backend| {
-                            crate::sql::open_for_table(backend, cf, self.sql_pool_size)
-                        })
-                        .map_err(|e| OpenError::new(req.table, e))?,
-                )
-            }
-            _ => None,
-        };
         let spec = InstanceSpec {
             pre: plugin.pre.clone(),
             plugin: plugin.name.as_str().into(),

@@ -219,7 +219,12 @@ impl PluginTable {
         if took <= FAST_CALL {
             // A table whose database is a server waits on it: never on the
             // event loop (SQLite files are read here, like other tables).
-            if !self.spec.database.as_ref().is_some_and(|db| db.remote())
+            let waits_on_server = self
+                .spec
+                .database
+                .as_ref()
+                .is_some_and(|db| db.server_parallelism().is_some());
+            if !waits_on_server
                 && self.fast_streak.fetch_add(1, Ordering::Relaxed) + 1 >= PROMOTE_AFTER
             {
                 self.inline.store(true, Ordering::Relaxed);
@@ -276,8 +281,8 @@ impl Dict for PluginTable {
         self.spec
             .database
             .as_ref()
-            .filter(|db| db.remote())
-            .map(|db| self.max.min(db.parallel()))
+            .and_then(|db| db.server_parallelism())
+            .map(|n| self.max.min(n))
     }
 
     fn lookup(&self, key: &[u8], flags: u32) -> Result<Option<Vec<u8>>, DictError> {

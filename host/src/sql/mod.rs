@@ -97,51 +97,62 @@ pub(crate) trait Database: Send + Sync {
     /// Run one statement.
     fn query(&self, statement: &[Piece]) -> Result<Rows, SqlError>;
 
-    /// How many statements of one table are worth running at once (more
-    /// would only wait for a connection, each holding a thread).
-    fn parallel(&self) -> usize {
-        usize::MAX
-    }
-
-    /// Statements wait on a server over the network (pgsql, mysql), not on
-    /// this process's own work (sqlite).
-    fn remote(&self) -> bool {
-        true
+    /// For a database on a server (pgsql, mysql), whose statements wait on
+    /// the network: how many statements of one table are worth running at
+    /// once (more would only wait for a connection, each holding a thread).
+    /// `None` for a database this process reads itself (sqlite).
+    fn server_parallelism(&self) -> Option<usize> {
+        None
     }
 }
 
-/// Connections per database host (and per SQLite file) unless the
-/// configuration says otherwise.
+/// Connections per database server unless the configuration says
+/// otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 4;
 
 /// Longest connect or query on a database server.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The database named by the `.cf` file at `cf_path` (the table's name),
-/// for a table of a `backend` plugin, on a pool of at most `pool_size`
-/// connections per host. `Err` says what to fix, naming the file.
+/// What the host sets up for one SQL table from its `.cf` file: the
+/// database the file names, and the files and tables its `domain` list
+/// names.
+pub(crate) struct TableSetup {
+    /// The table's database.
+    pub database: Arc<dyn Database>,
+    /// Files and tables of its `domain` list.
+    pub domain: DomainSources,
+}
+
+/// Read the `.cf` file at `cf_path` (the table's name) of a table of a
+/// `backend` plugin, and open its database on a pool of at most
+/// `pool_size` connections per host. `Err` says what to fix, naming the
+/// file.
 pub(crate) fn open_for_table(
     backend: Backend,
     cf_path: &Path,
     pool_size: usize,
-) -> Result<Arc<dyn Database>, String> {
+) -> Result<TableSetup, String> {
     let text = std::fs::read(cf_path)
         .map_err(|e| format!("open {}: {}", cf_path.display(), crate::dict::strerror(&e)))?;
     let cf = CfFile::parse(&cf_path.display().to_string(), &text).map_err(|e| e.0)?;
-    match backend {
+    let database: Arc<dyn Database> = match backend {
         Backend::Sqlite => {
             let dbpath = cf.string("dbpath", "", 1, 0).map_err(|e| e.0)?;
-            Ok(sqlite::pool(Path::new(&dbpath))?)
+            sqlite::pool(Path::new(&dbpath))?
         }
-        Backend::Pgsql => Ok(Arc::new(pool::table(
+        Backend::Pgsql => Arc::new(pool::table(
             pgsql::Spec::from_cf(&cf)?,
             pool_settings(&cf, pool_size)?,
-        )?)),
-        Backend::Mysql => Ok(Arc::new(pool::table(
+        )?),
+        Backend::Mysql => Arc::new(pool::table(
             mysql::Spec::from_cf(&cf)?,
             pool_settings(&cf, pool_size)?,
-        )?)),
-    }
+        )?),
+    };
+    Ok(TableSetup {
+        database,
+        domain: domain_sources(&cf),
+    })
 }
 
 /// What a SQL table's `domain` list names besides domains: files
@@ -156,9 +167,9 @@ pub(crate) struct DomainSources {
     pub tables: Vec<String>,
 }
 
-/// The [`DomainSources`] of the `.cf` file at `cf_path`. Files that cannot
-/// be read are left out: the plugin then says so when it opens the table.
-pub(crate) fn domain_sources(cf_path: &Path) -> DomainSources {
+/// The [`DomainSources`] of `cf`. Files that cannot be read are left out:
+/// the plugin then says so when it opens the table.
+fn domain_sources(cf: &CfFile) -> DomainSources {
     struct Recorder(Vec<std::path::PathBuf>);
     impl proxymapd_sqlcommon::domain::Sources for Recorder {
         fn file(&mut self, path: &str) -> Result<Vec<u8>, String> {
@@ -172,12 +183,6 @@ pub(crate) fn domain_sources(cf_path: &Path) -> DomainSources {
             Ok(None)
         }
     }
-    let Ok(text) = std::fs::read(cf_path) else {
-        return DomainSources::default();
-    };
-    let Ok(cf) = CfFile::parse(&cf_path.display().to_string(), &text) else {
-        return DomainSources::default();
-    };
     let Some(domain) = cf.get("domain") else {
         return DomainSources::default();
     };

@@ -131,13 +131,18 @@ pub(crate) struct Pool<C: Connector> {
 }
 
 impl<C: Connector> Pool<C> {
-    /// How many connections one table may hold at once.
+    /// How many connections one table may hold while another table shares
+    /// the pool: all but one, so that the others always get one.
+    fn shared_share(&self) -> usize {
+        self.settings.size.saturating_sub(1).max(1)
+    }
+
+    /// How many connections one table may hold at once now.
     fn share(&self) -> usize {
-        let size = self.settings.size;
-        if size > 1 && self.tables.load(Ordering::Relaxed) > 1 {
-            size - 1
+        if self.tables.load(Ordering::Relaxed) > 1 {
+            self.shared_share()
         } else {
-            size
+            self.settings.size
         }
     }
 
@@ -189,44 +194,44 @@ impl<C: Connector> Pool<C> {
                     .0;
             }
         }
-        let name = &self.names[i];
-        let timeout = self.settings.timeout;
-        let connected = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("{}: cannot start a session runtime: {e}", C::KIND))
-            .and_then(|runtime| {
-                let session = runtime.block_on(async {
-                    tokio::time::timeout(timeout, self.connector.connect(i))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(format!("connect to {} server {name}: timed out", C::KIND))
-                        })
-                });
-                match session {
-                    Ok(session) => Ok(Live {
-                        runtime: Some(runtime),
-                        session: Some(session),
-                    }),
-                    Err(e) => {
-                        drop(runtime);
-                        Err(e)
-                    }
-                }
-            });
-        match connected {
+        match self.connect(i) {
             Ok(session) => Ok(Some(session)),
             Err(e) => {
-                self.failed(i, in_use);
+                self.failed(i, in_use, None);
                 Err(e)
             }
         }
     }
 
-    /// Host `i` cannot be reached (the caller's session to it is gone):
-    /// every table leaves it alone for the retry interval, and its idle
-    /// sessions are closed.
-    fn failed(&self, i: usize, in_use: &AtomicUsize) {
+    /// A new session to host `i`, on a runtime of its own.
+    fn connect(&self, i: usize) -> Result<Live<C::Session>, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("{}: cannot start a session runtime: {e}", C::KIND))?;
+        // The timer is made inside the session's runtime (block_on's
+        // future), not in whatever runtime this thread may belong to.
+        let session = runtime
+            .block_on(async {
+                tokio::time::timeout(self.settings.timeout, self.connector.connect(i)).await
+            })
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "connect to {} server {}: timed out",
+                    C::KIND,
+                    self.names[i]
+                ))
+            })?;
+        Ok(Live {
+            runtime: Some(runtime),
+            session: Some(session),
+        })
+    }
+
+    /// Host `i` cannot be reached (the caller's session to it, if any, is
+    /// closed here): every table leaves it alone for the retry interval,
+    /// and its idle sessions are closed.
+    fn failed(&self, i: usize, in_use: &AtomicUsize, session: Option<Live<C::Session>>) {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         in_use.fetch_sub(1, Ordering::Relaxed);
         let host = &mut hosts[i];
@@ -234,7 +239,7 @@ impl<C: Connector> Pool<C> {
         host.open = host.open.saturating_sub(1 + host.idle.len());
         let closed = std::mem::take(&mut host.idle);
         drop(hosts);
-        self.close(closed);
+        drop((closed, session));
         self.returned.notify_all();
     }
 
@@ -244,10 +249,7 @@ impl<C: Connector> Pool<C> {
         hosts[i].open = hosts[i].open.saturating_sub(1);
         in_use.fetch_sub(1, Ordering::Relaxed);
         drop(hosts);
-        self.close(vec![Idle {
-            session,
-            since: Instant::now(),
-        }]);
+        drop(session);
         self.returned.notify_all();
     }
 
@@ -260,11 +262,6 @@ impl<C: Connector> Pool<C> {
         in_use.fetch_sub(1, Ordering::Relaxed);
         drop(hosts);
         self.returned.notify_all();
-    }
-
-    /// Close sessions (outside the hosts lock).
-    fn close(&self, sessions: Vec<Idle<C::Session>>) {
-        drop(sessions);
     }
 
     /// Close the sessions idle for longer than the idle interval.
@@ -326,13 +323,8 @@ impl<C: Connector> Drop for Table<C> {
 }
 
 impl<C: Connector> super::Database for Table<C> {
-    fn parallel(&self) -> usize {
-        let size = self.pool.settings.size;
-        if size > 1 {
-            size - 1
-        } else {
-            1
-        }
+    fn server_parallelism(&self) -> Option<usize> {
+        Some(self.pool.shared_share())
     }
 
     fn query(&self, pieces: &[Piece]) -> Result<Rows, SqlError> {
@@ -365,11 +357,7 @@ impl<C: Connector> super::Database for Table<C> {
                 Err(e) => {
                     // Logged by the plugin, with the table's file.
                     if C::is_closed(session.session()) {
-                        pool.failed(i, &self.in_use);
-                        pool.close(vec![Idle {
-                            session,
-                            since: Instant::now(),
-                        }]);
+                        pool.failed(i, &self.in_use, Some(session));
                     } else {
                         pool.discard(i, session, &self.in_use);
                     }

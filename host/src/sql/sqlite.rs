@@ -196,10 +196,6 @@ pub(crate) struct SqlitePool {
 }
 
 impl super::Database for SqlitePool {
-    fn remote(&self) -> bool {
-        false
-    }
-
     fn query(&self, pieces: &[Piece]) -> Result<Rows, SqlError> {
         let sql = Piece::render(pieces, quote);
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
